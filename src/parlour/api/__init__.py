@@ -1,0 +1,1 @@
+"""HTTP only: auth, request parsing, thin routes, SSE framing."""

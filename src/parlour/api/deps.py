@@ -1,0 +1,75 @@
+"""Request plumbing: the app behind the bearer key, JSON bodies, ``user`` and ids."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, TypeVar
+
+import orjson
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+
+from parlour.api.errors import describe
+from parlour.errors import BadRequest, InvalidParam, NotFound, PayloadTooLarge, UnsupportedMediaType
+from parlour.services.apps import AppContext, authenticate
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def current_app(request: Request) -> AppContext:
+    state = request.app.state
+    return await authenticate(
+        state.sessions, state.app_cache, request.headers.get("authorization")
+    )
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The JSON object in the body; 415 / 413 / 400 in Dify's words otherwise."""
+    limit: int = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge()
+    raw = await request.body()
+    if len(raw) > limit:
+        raise PayloadTooLarge()
+    ctype = request.headers.get("content-type", "")
+    if "json" not in ctype.lower():
+        if not raw.strip():
+            return {}  # nothing to misread: let the endpoint say what is missing
+        raise UnsupportedMediaType()
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"Invalid JSON payload: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidParam("The JSON body must be an object.")
+    return body
+
+
+def validate(model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidParam(describe(exc.errors())) from exc
+
+
+def user_of(value: Any, *, required: bool) -> str | None:
+    """Dify's ``user``: str() of the value; empty, null, 0 and false count as missing."""
+    if value in (None, "", 0, False):
+        if required:
+            raise InvalidParam("Arg user must be provided.")
+        return None
+    text = str(value)
+    if len(text) > 255:
+        raise InvalidParam("Arg user must be at most 255 characters.")
+    return text
+
+
+def path_uuid(value: str, error: type[NotFound] = NotFound) -> str:
+    """Path ids are UUIDs; anything else is a 404, as an unknown route would be."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise error() from None

@@ -1,0 +1,70 @@
+"""POST /chat-messages and POST /chat-messages/{task_id}/stop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from parlour.api.deps import current_app, json_body, user_of, validate
+from parlour.api.schemas.chat import ChatRequest, StopRequest
+from parlour.api.sse import EventStreamResponse, collect
+from parlour.errors import InvalidParam, NotChatApp
+from parlour.services.apps import CHAT_MODES, AppContext
+from parlour.services.chat import ChatCommand
+
+router = APIRouter(tags=["chat"])
+
+
+def _chat_body() -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ChatRequest.model_json_schema()}},
+        }
+    }
+
+
+@router.post("/chat-messages", openapi_extra=_chat_body(), response_model=None)
+async def send_chat_message(
+    request: Request,
+    app: AppContext = Depends(current_app),
+    body: dict[str, Any] = Depends(json_body),
+) -> Response:
+    user = user_of(body.get("user"), required=True)
+    if app.mode not in CHAT_MODES:
+        raise NotChatApp()
+    req = validate(ChatRequest, body)
+    if not req.query:
+        raise InvalidParam("query is required")
+    cmd = ChatCommand(
+        query=req.query,
+        user=str(user),
+        inputs=req.inputs or {},
+        conversation_id=req.conversation_id,
+        auto_generate_name=req.auto_generate_name,
+    )
+    run = await request.app.state.chat.start(app, cmd)
+    if req.response_mode == "blocking":
+        payload = await collect(run)
+        return Response(orjson.dumps(payload), media_type="application/json; charset=utf-8")
+    return EventStreamResponse(run, request.app.state.settings.ping_interval)
+
+
+@router.post("/chat-messages/{task_id}/stop")
+async def stop_chat_message(
+    task_id: str,
+    request: Request,
+    app: AppContext = Depends(current_app),
+    body: dict[str, Any] = Depends(json_body),
+) -> dict[str, str]:
+    req = validate(StopRequest, body)
+    user = user_of(req.user, required=True)
+    if app.mode not in CHAT_MODES:
+        raise NotChatApp()
+    state = request.app.state
+    end_user_id = await state.end_users.resolve(app.id, user)
+    await state.tasks.stop(task_id, end_user_id)
+    return {"result": "success"}

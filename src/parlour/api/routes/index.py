@@ -1,0 +1,14 @@
+"""GET /v1/ (no auth): who is answering."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from parlour import __version__
+
+router = APIRouter(tags=["index"])
+
+
+@router.get("/")
+async def index() -> dict[str, str]:
+    return {"welcome": "parlour", "api_version": "v1", "server_version": __version__}

@@ -1,0 +1,1 @@
+"""Wire models of requests and responses."""

@@ -1,0 +1,166 @@
+"""``parlour serve | migrate | apps … | keys …``: the operator's side."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parlour.config import Settings
+from parlour.errors import ParlourError
+from parlour.services import apps as apps_service
+from parlour.services.setup import migrate as run_migrations
+from parlour.services.setup import prepare
+from parlour.storage.db import make_engine, make_sessionmaker
+
+T = TypeVar("T")
+cli = typer.Typer(help="parlour: a Dify-compatible chat-app server.", no_args_is_help=True)
+apps_cli = typer.Typer(help="Create and list chat apps.", no_args_is_help=True)
+keys_cli = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+cli.add_typer(apps_cli, name="apps")
+cli.add_typer(keys_cli, name="keys")
+console = Console()
+JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one committed transaction on a migrated database."""
+
+    async def go() -> T:
+        settings = Settings()
+        await run_migrations(settings)
+        engine = make_engine(settings.resolved_database_url())
+        try:
+            async with make_sessionmaker(engine).begin() as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(go())
+    except ParlourError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+
+
+def _show(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=title)
+    for column in rows[0].keys() if rows else ["(none)"]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    console.print(table)
+
+
+@cli.command()
+def serve(
+    host: str = typer.Option(None, help="Bind address (PARLOUR_HOST)."),
+    port: int = typer.Option(None, help="Port (PARLOUR_PORT)."),
+    workers: int = typer.Option(None, help="Worker processes (PARLOUR_WORKERS)."),
+) -> None:
+    """Migrate, create the demo app on first start, and serve the API."""
+    import uvicorn
+
+    settings = Settings()
+    prepared = asyncio.run(prepare(settings))
+    if prepared and prepared.key:
+        console.print(
+            f"[bold green]Demo app created.[/bold green] API key (shown once): "
+            f"[bold]{prepared.key}[/bold]"
+        )
+    elif prepared:
+        console.print("Using the existing app(s); `parlour keys create demo` makes a new key.")
+    uvicorn.run(
+        "parlour.main:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        log_level=settings.log_level,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+    )
+
+
+@cli.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    asyncio.run(run_migrations(Settings()))
+    console.print("Database is up to date.")
+
+
+@apps_cli.command("create")
+def apps_create(
+    name: str,
+    model: str = typer.Option(None, "--model", help="PROVIDER:MODEL, e.g. openai:gpt-4o-mini"),
+    prompt: str = typer.Option("", "--prompt", help="System prompt; {{var}} come from inputs."),
+    description: str = typer.Option("", "--description"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create a chat app."""
+    spec = model or Settings().default_model
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        app = await apps_service.create_app(
+            session, name, model=spec, prompt=prompt, description=description
+        )
+        return apps_service.app_dict(app)
+
+    _show([_in_session(work)], as_json, "app created")
+
+
+@apps_cli.command("list")
+def apps_list(as_json: bool = JsonOpt) -> None:
+    """List apps."""
+
+    async def work(session: AsyncSession) -> list[dict[str, Any]]:
+        return [apps_service.app_dict(a) for a in await apps_service.list_apps(session)]
+
+    _show(_in_session(work), as_json, "apps")
+
+
+@keys_cli.command("create")
+def keys_create(app: str = typer.Argument(..., help="App id or name."), as_json: bool = JsonOpt):
+    """Create an API key for APP; the key is printed once."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        found = await apps_service.find_app(session, app)
+        key, token = await apps_service.create_key(session, found)
+        return {**apps_service.key_dict(key), "key": token}
+
+    _show([_in_session(work)], as_json, "key created (shown once)")
+
+
+@keys_cli.command("list")
+def keys_list(app: str = typer.Argument(..., help="App id or name."), as_json: bool = JsonOpt):
+    """List the keys of APP (hints only: keys are stored hashed)."""
+
+    async def work(session: AsyncSession) -> list[dict[str, Any]]:
+        found = await apps_service.find_app(session, app)
+        return [apps_service.key_dict(k) for k in await apps_service.list_keys(session, found)]
+
+    _show(_in_session(work), as_json, "keys")
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key_id: str, as_json: bool = JsonOpt) -> None:
+    """Revoke a key: it stops working at once."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        return apps_service.key_dict(await apps_service.revoke_key(session, key_id))
+
+    _show([_in_session(work)], as_json, "key revoked")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,56 @@
+"""Settings, read once from the environment (``PARLOUR_*``) and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ModelPrice(BaseModel):
+    """Price of one model, as Dify reports it: ``tokens * unit_price * price_unit``."""
+
+    prompt_unit_price: Decimal = Decimal("0")
+    completion_unit_price: Decimal = Decimal("0")
+    price_unit: Decimal = Decimal("0.001")
+    currency: str = "USD"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARLOUR_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str = ""  # default: sqlite+aiosqlite:///<data_dir>/parlour.db
+    redis_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 5001
+    workers: int = 1
+    log_level: str = "info"
+
+    default_model: str = "local:smollm2"
+    # OpenAI-compatible endpoint; the SDK's own OPENAI_BASE_URL / OPENAI_API_KEY also work.
+    openai_base_url: str = ""
+    openai_api_key: str = ""
+    openai_timeout: float = 300.0
+    model_prices: dict[str, ModelPrice] = Field(default_factory=dict)
+
+    # embedded model
+    local_threads: int = 2
+    local_context: int = 2048
+    local_queue: int = 16  # requests waiting for the embedded model before 503
+
+    max_body_bytes: int = 1_048_576
+    ping_interval: float = 10.0
+    app_max_active_requests: int = 0  # 0 = unlimited
+    create_demo_app: bool = True
+    db_pool_size: int = 10
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'parlour.db'}"
+
+    def price_for(self, model: str) -> ModelPrice:
+        return self.model_prices.get(model) or ModelPrice()

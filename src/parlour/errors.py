@@ -1,0 +1,134 @@
+"""One error tree. Each error carries the Dify wire triple: HTTP status, ``code``, ``message``."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ParlourError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_server_error"
+    default_message: ClassVar[str] = "Internal Server Error, please contact support."
+
+    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None):
+        self.message = self.default_message if message is None else message
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, object]:
+        return {"code": self.code, "message": self.message, "status": self.status}
+
+
+class InvalidParam(ParlourError):
+    status, code, default_message = 400, "invalid_param", ""
+
+
+class BadRequest(ParlourError):
+    status, code = 400, "bad_request"
+    default_message = "The browser (or proxy) sent a request that this server could not understand."
+
+
+class Unauthorized(ParlourError):
+    status, code = 401, "unauthorized"
+    default_message = "Access token is invalid"
+
+    def __init__(self, message: str | None = None):
+        super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="api"'})
+
+
+class Forbidden(ParlourError):
+    status, code = 403, "forbidden"
+    default_message = (
+        "You don't have the permission to access the requested resource. "
+        "It is either read-protected or not readable by the server."
+    )
+
+
+class NotFound(ParlourError):
+    status, code = 404, "not_found"
+    default_message = (
+        "The requested URL was not found on the server. If you entered the URL manually "
+        "please check your spelling and try again."
+    )
+
+
+class MethodNotAllowed(ParlourError):
+    status, code = 405, "method_not_allowed"
+    default_message = "The method is not allowed for the requested URL."
+
+
+class PayloadTooLarge(ParlourError):
+    status, code = 413, "request_entity_too_large"
+    default_message = "The data value transmitted exceeds the capacity limit."
+
+
+class UnsupportedMediaType(ParlourError):
+    status, code = 415, "unsupported_media_type"
+    default_message = (
+        "Did not attempt to load JSON data because the request Content-Type was not "
+        "'application/json'."
+    )
+
+
+class TooManyRequests(ParlourError):
+    status, code = 429, "too_many_requests"
+    default_message = "Too many requests. Please try again later."
+
+
+class ServiceUnavailable(ParlourError):
+    status, code = 503, "service_unavailable"
+    default_message = "The server is busy. Please try again later."
+
+
+class NotChatApp(ParlourError):
+    status, code = 400, "not_chat_app"
+    default_message = "Please check if your app mode matches the right API route."
+
+
+class AppUnavailable(ParlourError):
+    status, code = 400, "app_unavailable"
+    default_message = "App unavailable, please check your app configurations."
+
+
+class ConversationNotExists(NotFound):
+    default_message = "Conversation Not Exists."
+
+
+class MessageNotExists(NotFound):
+    default_message = "Message Not Exists."
+
+
+# --- model provider failures (Dify's codes) -------------------------------------------------
+
+
+class ProviderError(ParlourError):
+    """A failure of the model behind an app."""
+
+    status, code = 400, "completion_request_error"
+    default_message = "Connection Error"
+
+
+class ProviderNotInitialize(ProviderError):
+    code = "provider_not_initialize"
+    default_message = "Provider is not initialized: check the model settings of the app."
+
+
+class ProviderQuotaExceeded(ProviderError):
+    code = "provider_quota_exceeded"
+    default_message = (
+        "Your quota for the model provider has been exhausted. "
+        "Please check the provider's billing and limits."
+    )
+
+
+class ModelNotSupported(ProviderError):
+    code = "model_currently_not_support"
+    default_message = "The model is not supported by the provider."
+
+
+class CompletionRequestError(ProviderError):
+    code = "completion_request_error"
+
+
+class InternalError(ParlourError):
+    """Anything unexpected; never shows a traceback."""

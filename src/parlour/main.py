@@ -1,0 +1,83 @@
+"""create_app(): the FastAPI app; its lifespan builds and closes every resource."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from parlour import __version__
+from parlour.api import errors
+from parlour.api.routes import chat, index
+from parlour.config import Settings
+from parlour.providers.registry import ModelRegistry
+from parlour.services.apps import AppCache
+from parlour.services.background import Background
+from parlour.services.chat import ChatService, recover_interrupted
+from parlour.services.end_users import EndUsers
+from parlour.services.tasks import LocalTaskRegistry
+from parlour.storage.db import make_engine, make_sessionmaker
+
+log = logging.getLogger("parlour")
+
+
+def create_app(settings: Settings | None = None, models: ModelRegistry | None = None) -> FastAPI:
+    """Build the app. ``models`` lets tests hand in a registry holding scripted models."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.resolved_database_url(), settings.db_pool_size)
+        sessions = make_sessionmaker(engine)
+        registry = models or ModelRegistry(
+            settings.openai_base_url,
+            settings.openai_api_key,
+            settings.openai_timeout,
+            {
+                "threads": settings.local_threads,
+                "n_ctx": settings.local_context,
+                "max_waiting": settings.local_queue,
+            },
+        )
+        background = Background()
+        tasks = LocalTaskRegistry()
+        end_users = EndUsers(sessions)
+        state = app.state
+        state.settings, state.engine, state.sessions = settings, engine, sessions
+        state.models, state.background, state.tasks = registry, background, tasks
+        state.end_users, state.app_cache = end_users, AppCache()
+        state.chat = ChatService(settings, sessions, registry, tasks, end_users, background)
+        recovered = await recover_interrupted(sessions)
+        if recovered:
+            log.warning("marked %d interrupted message(s) as failed", recovered)
+        try:
+            yield
+        finally:
+            await background.drain()
+            await tasks.close()
+            await registry.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="parlour",
+        version=__version__,
+        description="A self-hosted chat-app server that speaks the Dify Chat App Service API.",
+        lifespan=lifespan,
+        openapi_url="/v1/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"],
+        allow_headers=["Content-Type", "Authorization", "X-App-Code", "X-App-Passport"],
+        expose_headers=["X-Version", "X-Env", "X-Trace-Id"],
+    )
+    errors.install(app)
+    for module in (index, chat):
+        app.include_router(module.router, prefix="/v1")
+    return app

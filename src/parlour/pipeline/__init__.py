@@ -1,0 +1,1 @@
+"""One chat turn as an async generator of typed events: no database, no HTTP."""

@@ -1,0 +1,52 @@
+"""Prompt assembly: fill ``{{variables}}``, keep the newest history that fits the budget."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from parlour.providers.base import ChatMessage
+
+_VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+PER_MESSAGE_OVERHEAD = 4  # role and separators in chat templates
+DEFAULT_ANSWER_RESERVE = 512
+
+
+def fill(template: str, values: Mapping[str, Any]) -> str:
+    """Replace ``{{name}}`` with ``values[name]``; unknown names become empty."""
+
+    def sub(match: re.Match[str]) -> str:
+        value = values.get(match.group(1))
+        return "" if value is None else str(value)
+
+    return _VAR.sub(sub, template)
+
+
+def build_messages(
+    *,
+    system: str,
+    history: Sequence[tuple[str, str]],
+    query: str,
+    count: Callable[[str], int],
+    context_window: int,
+    max_tokens: int | None,
+) -> list[ChatMessage]:
+    """System prompt, then as many of the newest (query, answer) turns as fit, then the query."""
+    budget = context_window - (max_tokens or min(DEFAULT_ANSWER_RESERVE, context_window // 4))
+    used = count(query) + PER_MESSAGE_OVERHEAD
+    if system:
+        used += count(system) + PER_MESSAGE_OVERHEAD
+    kept: list[tuple[str, str]] = []
+    for q, a in reversed(history):
+        cost = count(q) + count(a) + 2 * PER_MESSAGE_OVERHEAD
+        if used + cost > budget:
+            break
+        used += cost
+        kept.append((q, a))
+    messages = [ChatMessage("system", system)] if system else []
+    for q, a in reversed(kept):
+        messages.append(ChatMessage("user", q))
+        messages.append(ChatMessage("assistant", a))
+    messages.append(ChatMessage("user", query))
+    return messages

@@ -1,0 +1,67 @@
+"""The recipe of one chat turn: history → prompt → model → end."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from parlour.appconfig import AppConfig
+from parlour.pipeline.events import MessageDelta
+from parlour.pipeline.prompt import build_messages, fill
+from parlour.providers.base import ChatMessage, ChatModel, CompletionParams, TextDelta, Usage
+
+
+@dataclass(slots=True)
+class TurnState:
+    """What the turn knows so far, readable by the caller even after a cancel."""
+
+    messages: list[ChatMessage] = field(default_factory=list)
+    usage: Usage | None = None
+
+
+@dataclass(slots=True)
+class TurnInput:
+    config: AppConfig
+    model: ChatModel
+    query: str
+    inputs: Mapping[str, Any]
+    history: Sequence[tuple[str, str]]
+    state: TurnState = field(default_factory=TurnState)
+
+
+def completion_params(config: AppConfig) -> CompletionParams:
+    p = config.model.completion_params
+    return CompletionParams(
+        temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens, stop=list(p.stop)
+    )
+
+
+async def run_turn(turn: TurnInput) -> AsyncIterator[MessageDelta]:
+    """Yield answer deltas; usage lands in ``turn.state``. Closing it cancels the model call."""
+    model = turn.model
+    params = completion_params(turn.config)
+    messages = build_messages(
+        system=fill(turn.config.pre_prompt, turn.inputs),
+        history=turn.history,
+        query=turn.query,
+        count=model.count_tokens,
+        context_window=turn.config.model.context_window or model.context_window,
+        max_tokens=params.max_tokens,
+    )
+    state = turn.state
+    state.messages = messages
+    parts: list[str] = []
+    stream = model.stream(messages, params)
+    try:
+        async for chunk in stream:
+            if type(chunk) is TextDelta:
+                parts.append(chunk.text)
+                yield MessageDelta(chunk.text)
+            elif type(chunk) is Usage:
+                state.usage = chunk
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+    if state.usage is None:
+        prompt = sum(model.count_tokens(m.content) + 4 for m in messages)
+        state.usage = Usage(prompt, model.count_tokens("".join(parts)))

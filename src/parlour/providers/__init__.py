@@ -1,0 +1,1 @@
+"""Model providers: one small protocol, one file per vendor."""

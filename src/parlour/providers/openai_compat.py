@@ -1,0 +1,126 @@
+"""Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server, LM Studio …).
+
+Uses the official SDK (its aiohttp transport, whose cost stays flat with many open streams)
+for the request, auth, base URL and error types, and reads the SSE lines itself with orjson:
+building a pydantic object per token would cost more CPU than the rest of the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+import orjson
+
+from parlour.errors import (
+    CompletionRequestError,
+    ModelNotSupported,
+    ProviderError,
+    ProviderNotInitialize,
+    ProviderQuotaExceeded,
+)
+from parlour.providers.base import ChatMessage, Chunk, CompletionParams, Finish, TextDelta, Usage
+from parlour.providers.tokens import count_tokens
+
+
+def make_client(base_url: str | None, api_key: str | None, timeout: float) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        base_url=base_url or None,
+        api_key=api_key or "not-needed",
+        timeout=timeout,
+        max_retries=0,
+        http_client=openai.DefaultAioHttpClient(timeout=timeout),
+    )
+
+
+class OpenAIChatModel:
+    def __init__(self, client: openai.AsyncOpenAI, model: str, context_window: int = 8192):
+        self.client = client
+        self.model = model
+        self.name = f"openai:{model}"
+        self.context_window = context_window
+
+    def count_tokens(self, text: str) -> int:
+        return count_tokens(text)
+
+    def _body(self, messages: list[ChatMessage], params: CompletionParams) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if params.temperature is not None:
+            body["temperature"] = params.temperature
+        if params.top_p is not None:
+            body["top_p"] = params.top_p
+        if params.max_tokens:
+            body["max_tokens"] = params.max_tokens
+        if params.stop:
+            body["stop"] = params.stop
+        return body
+
+    async def stream(
+        self, messages: list[ChatMessage], params: CompletionParams
+    ) -> AsyncIterator[Chunk]:
+        body = self._body(messages, params)
+        try:
+            async with self.client.chat.completions.with_streaming_response.create(
+                **body
+            ) as response:
+                async for line in response.iter_lines():
+                    for chunk in _parse_line(line):
+                        yield chunk
+        except openai.OpenAIError as exc:
+            raise map_error(exc) from exc
+
+
+def _parse_line(line: str) -> list[Chunk]:
+    if not line.startswith("data:"):
+        return []
+    data = line[5:].strip()
+    if not data or data == "[DONE]":
+        return []
+    obj = orjson.loads(data)
+    if obj.get("error"):
+        err = obj["error"]
+        raise CompletionRequestError(str(err.get("message") if isinstance(err, dict) else err))
+    out: list[Chunk] = []
+    for choice in obj.get("choices") or ():
+        text = (choice.get("delta") or {}).get("content")
+        if text:
+            out.append(TextDelta(text))
+        if choice.get("finish_reason"):
+            out.append(Finish(choice["finish_reason"]))
+    usage = obj.get("usage")
+    if usage:
+        out.append(Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0))
+    return out
+
+
+def map_error(exc: openai.OpenAIError) -> ProviderError:
+    """Vendor errors → Dify's provider codes."""
+    if isinstance(exc, openai.APITimeoutError):
+        return CompletionRequestError("Request timed out.")
+    if isinstance(exc, openai.APIConnectionError):
+        return CompletionRequestError("Connection Error")
+    if isinstance(exc, openai.AuthenticationError):
+        return CompletionRequestError("Incorrect API key provided")
+    if isinstance(exc, openai.RateLimitError):
+        if getattr(exc, "code", None) == "insufficient_quota":
+            return ProviderQuotaExceeded()
+        return CompletionRequestError(f"Rate Limit Error: {_detail(exc)}")
+    if isinstance(exc, openai.NotFoundError):
+        return ModelNotSupported(f"Model not found: {_detail(exc)}")
+    if isinstance(exc, openai.PermissionDeniedError):
+        return ProviderNotInitialize(_detail(exc))
+    if isinstance(exc, openai.BadRequestError):
+        return CompletionRequestError(f"Bad Request Error: {_detail(exc)}")
+    if isinstance(exc, openai.APIStatusError):
+        return CompletionRequestError(f"Server Unavailable Error: {_detail(exc)}")
+    return CompletionRequestError(str(exc) or type(exc).__name__)
+
+
+def _detail(exc: openai.OpenAIError) -> str:
+    return str(getattr(exc, "message", None) or exc)

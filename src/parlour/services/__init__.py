@@ -1,0 +1,1 @@
+"""Use cases. Each owns its transactions; none imports FastAPI."""

@@ -1,0 +1,203 @@
+"""Apps and their API keys: create, list, revoke, and authenticate a bearer token."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from parlour.appconfig import AppConfig, ModelConfig
+from parlour.errors import Forbidden, InvalidParam, NotFound, Unauthorized
+from parlour.storage.models import ApiKey, App, utcnow
+
+KEY_ALPHABET = string.ascii_letters + string.digits
+CHAT_MODES = ("chat", "agent-chat", "advanced-chat")
+
+
+def new_key() -> str:
+    return "app-" + "".join(secrets.choice(KEY_ALPHABET) for _ in range(24))
+
+
+def hash_key(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    """What a request knows about the app its key belongs to."""
+
+    id: str
+    name: str
+    description: str
+    mode: str
+    config: AppConfig
+    max_active_requests: int
+
+
+class AppCache:
+    """Parsed app configs, keyed by (id, updated_at): validated once, not per request."""
+
+    def __init__(self) -> None:
+        self._configs: dict[str, tuple[datetime, AppConfig]] = {}
+
+    def config(self, app_id: str, updated_at: datetime, raw: dict[str, Any]) -> AppConfig:
+        hit = self._configs.get(app_id)
+        if hit is not None and hit[0] == updated_at:
+            return hit[1]
+        cfg = AppConfig.model_validate(raw)
+        self._configs[app_id] = (updated_at, cfg)
+        return cfg
+
+
+_AUTH = (
+    select(
+        App.id, App.name, App.description, App.mode, App.status, App.enable_api, App.config,
+        App.max_active_requests, App.updated_at,
+    )
+    .join(ApiKey, ApiKey.app_id == App.id)
+    .where(ApiKey.revoked_at.is_(None))
+)
+
+
+async def authenticate(
+    sessions: async_sessionmaker[AsyncSession], cache: AppCache, header: str | None
+) -> AppContext:
+    """Check ``Authorization: Bearer app-…`` exactly as Dify does (messages included)."""
+    if not header or " " not in header.strip():
+        raise Unauthorized("Authorization header must be provided and start with 'Bearer'")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise Unauthorized("Authorization scheme must be 'Bearer'")
+    token = token.strip()
+    async with sessions() as session:
+        row = (await session.execute(_AUTH.where(ApiKey.key_hash == hash_key(token)))).first()
+    if row is None:
+        raise Unauthorized("Access token is invalid")
+    if row.status != "normal":
+        raise Forbidden("The app's status is abnormal.")
+    if not row.enable_api:
+        raise Forbidden("The app's API service has been disabled.")
+    return AppContext(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        mode=row.mode,
+        config=cache.config(row.id, row.updated_at, row.config),
+        max_active_requests=row.max_active_requests,
+    )
+
+
+# --- operator side (CLI) -----------------------------------------------------------------------
+
+
+def app_dict(app: App) -> dict[str, Any]:
+    return {
+        "id": app.id,
+        "name": app.name,
+        "description": app.description,
+        "mode": app.mode,
+        "model": f"{app.config.get('model', {}).get('provider')}:"
+        f"{app.config.get('model', {}).get('name')}",
+        "created_at": int(app.created_at.timestamp()),
+    }
+
+
+async def create_app(
+    session: AsyncSession,
+    name: str,
+    *,
+    model: str,
+    prompt: str = "",
+    description: str = "",
+    opening_statement: str = "",
+    mode: str = "chat",
+) -> App:
+    try:
+        model_cfg = ModelConfig.from_spec(model)
+    except ValueError as exc:
+        raise InvalidParam(str(exc)) from exc
+    if mode not in CHAT_MODES:
+        raise InvalidParam(f"mode must be one of {', '.join(CHAT_MODES)}")
+    config = AppConfig(model=model_cfg, pre_prompt=prompt, opening_statement=opening_statement)
+    app = App(
+        id=str(uuid.uuid4()),
+        name=name,
+        description=description,
+        mode=mode,
+        config=config.model_dump(mode="json"),
+    )
+    session.add(app)
+    await session.flush()
+    return app
+
+
+async def list_apps(session: AsyncSession) -> list[App]:
+    return list((await session.scalars(select(App).order_by(App.created_at))).all())
+
+
+async def find_app(session: AsyncSession, ref: str) -> App:
+    """An app by id or by (unique) name."""
+    app = await session.get(App, ref)
+    if app is None:
+        found = (await session.scalars(select(App).where(App.name == ref))).all()
+        if len(found) > 1:
+            raise InvalidParam(f"Several apps are named {ref!r}; use the app id.")
+        app = found[0] if found else None
+    if app is None:
+        raise NotFound("App not found")
+    return app
+
+
+async def create_key(session: AsyncSession, app: App) -> tuple[ApiKey, str]:
+    token = new_key()
+    key = ApiKey(
+        id=str(uuid.uuid4()),
+        app_id=app.id,
+        key_hash=hash_key(token),
+        key_hint=f"{token[:7]}…{token[-4:]}",
+    )
+    session.add(key)
+    await session.flush()
+    return key, token
+
+
+async def add_key(session: AsyncSession, app: App, token: str) -> ApiKey:
+    """Register a key chosen by the operator (the demo app's key is kept across starts)."""
+    key = ApiKey(
+        id=str(uuid.uuid4()), app_id=app.id, key_hash=hash_key(token),
+        key_hint=f"{token[:7]}…{token[-4:]}",
+    )
+    session.add(key)
+    await session.flush()
+    return key
+
+
+async def list_keys(session: AsyncSession, app: App) -> list[ApiKey]:
+    stmt = select(ApiKey).where(ApiKey.app_id == app.id).order_by(ApiKey.created_at)
+    return list((await session.scalars(stmt)).all())
+
+
+def key_dict(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "app_id": key.app_id,
+        "hint": key.key_hint,
+        "created_at": int(key.created_at.timestamp()),
+        "revoked": key.revoked_at is not None,
+    }
+
+
+async def revoke_key(session: AsyncSession, key_id: str) -> ApiKey:
+    key = await session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound("API key not found")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+    return key

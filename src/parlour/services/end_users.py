@@ -1,0 +1,58 @@
+"""End users: one per (app, ``user`` string), created on first sight."""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from parlour.storage.models import EndUser, utcnow
+
+DEFAULT_USER = "DEFAULT-USER"
+
+
+class EndUsers:
+    """Resolves ``user`` strings to end-user ids; remembers the answers (they never change)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], size: int = 50_000):
+        self.sessions = sessions
+        self.size = size
+        self._ids: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    async def resolve(self, app_id: str, user: str | None) -> str:
+        session_id = user or DEFAULT_USER
+        key = (app_id, session_id)
+        hit = self._ids.get(key)
+        if hit is not None:
+            return hit
+        end_user_id = await self._get_or_create(app_id, session_id)
+        self._ids[key] = end_user_id
+        if len(self._ids) > self.size:
+            self._ids.popitem(last=False)
+        return end_user_id
+
+    async def _get_or_create(self, app_id: str, session_id: str) -> str:
+        find = select(EndUser.id).where(
+            EndUser.app_id == app_id, EndUser.session_id == session_id
+        )
+        async with self.sessions() as session:
+            found = await session.scalar(find)
+            if found is not None:
+                return str(found)
+            new_id = str(uuid.uuid4())
+            now = utcnow()
+            try:
+                await session.execute(
+                    insert(EndUser).values(
+                        id=new_id, app_id=app_id, session_id=session_id, type="service-api",
+                        is_anonymous=session_id == DEFAULT_USER, created_at=now, updated_at=now,
+                    )
+                )
+                await session.commit()
+                return new_id
+            except IntegrityError:  # created by a concurrent request
+                await session.rollback()
+                return str(await session.scalar(find))

@@ -1,0 +1,65 @@
+"""Conversation names: at once from the query, later (in the background) from the model."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from parlour.providers.base import ChatMessage, ChatModel, CompletionParams, complete
+from parlour.storage.models import Conversation, utcnow
+
+log = logging.getLogger("parlour.titles")
+
+TITLE_PROMPT = (
+    "Write a short title (at most 8 words) for a conversation that begins with the user's "
+    "message below, in the language of that message. Reply with the title only, no quotes."
+)
+
+
+def initial_name(query: str) -> str:
+    """Dify's first name: the query, cut to 20 characters plus an ellipsis."""
+    return query if len(query) <= 20 else query[:20] + "…"
+
+
+def clean_title(raw: str, query: str) -> str:
+    text = raw.strip()
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+            text = str(obj.get("Your Output") or obj.get("title") or "")
+        except (ValueError, AttributeError):
+            pass
+    text = text.splitlines()[0].strip() if text else ""
+    text = text.strip("\"'“”*# ").removeprefix("Title:").strip()
+    if not text:
+        return initial_name(query)
+    return text if len(text) <= 75 else text[:75] + "..."
+
+
+async def generate_title(model: ChatModel, query: str) -> str:
+    if len(query) > 2000:
+        query = query[:300] + "...[TRUNCATED]..." + query[-300:]
+    messages = [ChatMessage("system", TITLE_PROMPT), ChatMessage("user", query.replace("\n", " "))]
+    raw = await complete(model, messages, CompletionParams(temperature=0.2, max_tokens=32))
+    return clean_title(raw, query)
+
+
+async def name_conversation(
+    sessions: async_sessionmaker[AsyncSession], model: ChatModel, conversation_id: str, query: str
+) -> str | None:
+    """Ask the model for a title and store it; on failure keep the current name."""
+    try:
+        title = await generate_title(model, query)
+    except Exception as exc:  # a title is best effort: never fail the conversation for it
+        log.info("title generation failed for %s: %s", conversation_id, exc)
+        return None
+    async with sessions.begin() as session:
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id)
+            .values(name=title, updated_at=utcnow())
+        )
+    return title

@@ -1,0 +1,1 @@
+"""Persistence: tables, queries and the engine. Imported only by services."""
