@@ -35,7 +35,7 @@ def _in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     async def go() -> T:
         settings = Settings()
         await run_migrations(settings)
-        engine = make_engine(settings.resolved_database_url())
+        engine = make_engine(settings.resolved_database_url(), schema=settings.database_schema)
         try:
             async with make_sessionmaker(engine).begin() as session:
                 return await work(session)

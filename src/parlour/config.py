@@ -23,6 +23,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("data")
     database_url: str = ""  # default: sqlite+aiosqlite:///<data_dir>/parlour.db
+    database_schema: str = ""  # PostgreSQL: keep parlour's tables in this schema
     redis_url: str = ""
     host: str = "127.0.0.1"
     port: int = 5001

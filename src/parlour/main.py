@@ -30,7 +30,9 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.resolved_database_url(), settings.db_pool_size)
+        engine = make_engine(
+            settings.resolved_database_url(), settings.db_pool_size, settings.database_schema
+        )
         sessions = make_sessionmaker(engine)
         registry = models or ModelRegistry(
             settings.openai_base_url,

@@ -72,7 +72,10 @@ def describe(errors: object) -> str:
     """Pydantic errors as one readable line per field: ``field: message``."""
     lines = []
     for e in errors if isinstance(errors, list) else []:
-        loc = ".".join(str(p) for p in e.get("loc", ()) if p not in ("body", "query"))
+        parts = list(e.get("loc", ()))
+        if len(parts) > 1 and parts[0] in ("body", "query", "path", "header"):
+            parts = parts[1:]
+        loc = ".".join(str(p) for p in parts)
         lines.append(f"{loc}: {e.get('msg', 'invalid')}" if loc else str(e.get("msg")))
     return "; ".join(lines) or "Invalid request."
 

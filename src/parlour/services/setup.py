@@ -24,7 +24,7 @@ class Prepared:
 
 async def migrate(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url())
+    engine = make_engine(settings.resolved_database_url(), schema=settings.database_schema)
     try:
         await upgrade(engine)
     finally:
@@ -36,7 +36,7 @@ async def prepare(settings: Settings) -> Prepared | None:
     await migrate(settings)
     if not settings.create_demo_app:
         return None
-    engine = make_engine(settings.resolved_database_url())
+    engine = make_engine(settings.resolved_database_url(), schema=settings.database_schema)
     try:
         sessions = make_sessionmaker(engine)
         async with sessions.begin() as session:

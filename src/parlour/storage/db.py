@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import StaticPool
 
 
-def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+def make_engine(url: str, pool_size: int = 10, schema: str = "") -> AsyncEngine:
+    """``schema`` (PostgreSQL only) puts parlour's tables in that schema via search_path."""
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         if ":memory:" in url or url.endswith("://"):
@@ -17,6 +18,8 @@ def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
+        if schema:
+            kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

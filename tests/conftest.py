@@ -1,0 +1,135 @@
+"""Fixtures: a migrated database (SQLite file or a PostgreSQL schema of its own), a real
+uvicorn server on a free port, and a registry of scripted models."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from parlour.config import Settings
+from parlour.main import create_app
+from parlour.providers.fake import FakeChatModel
+from parlour.providers.registry import ModelRegistry
+from parlour.services import apps as apps_service
+from parlour.storage.db import make_engine, make_sessionmaker
+from parlour.storage.migrate import upgrade
+
+PG_URL = os.environ.get("PARLOUR_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+@dataclass
+class Database:
+    url: str
+    schema: str = ""
+
+    def engine(self) -> AsyncEngine:
+        return make_engine(self.url, schema=self.schema)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A fresh, migrated database per test: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'parlour.db'}")
+        engine = db.engine()
+        await upgrade(engine)
+        await engine.dispose()
+        yield db
+        return
+    db = Database(PG_URL, "t_" + uuid.uuid4().hex[:12])
+    admin = create_async_engine(PG_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f"CREATE SCHEMA {db.schema}"))
+    engine = db.engine()
+    await upgrade(engine)
+    await engine.dispose()
+    try:
+        yield db
+    finally:
+        async with admin.begin() as conn:
+            await conn.execute(text(f"DROP SCHEMA {db.schema} CASCADE"))
+        await admin.dispose()
+
+
+@dataclass
+class Server:
+    base: str
+    client: httpx.AsyncClient
+    app_id: str
+    key: str
+    models: ModelRegistry
+    fake: FakeChatModel
+    settings: Settings
+    state: Any
+    database: Database
+
+    def auth(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.key}"}
+
+    async def chat(self, query: str, user: str = "alice", **body: object) -> httpx.Response:
+        payload = {"query": query, "user": user, "response_mode": "blocking", **body}
+        return await self.client.post("/v1/chat-messages", json=payload, headers=self.auth())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def fake_model() -> FakeChatModel:
+    return FakeChatModel(name="fake:echo")
+
+
+@pytest.fixture
+async def server(
+    database: Database, tmp_path: Path, fake_model: FakeChatModel
+) -> AsyncIterator[Server]:
+    """parlour on a real socket, an app whose model is the scripted ``fake:echo``."""
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=database.url,
+        database_schema=database.schema,
+        ping_interval=0.3,
+        create_demo_app=False,
+    )
+    models = ModelRegistry()
+    models.register("fake:echo", fake_model)
+    engine = database.engine()
+    async with make_sessionmaker(engine).begin() as session:
+        app_row = await apps_service.create_app(
+            session, "test", model="fake:echo", prompt="Be brief."
+        )
+        _, key = await apps_service.create_key(session, app_row)
+        app_id = app_row.id
+    await engine.dispose()
+    app = create_app(settings, models=models)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    uv = uvicorn.Server(config)
+    task = asyncio.create_task(uv.serve())
+    while not uv.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    base = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=base, timeout=20) as client:
+        yield Server(
+            base, client, app_id, key, models, fake_model, settings, app.state, database
+        )
+    await app.state.background.drain()
+    uv.should_exit = True
+    await task
