@@ -78,6 +78,21 @@ class Server:
     def auth(self, key: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {key or self.key}"}
 
+    async def new_app(self, name: str, spec: str = "fake:echo", **config: Any) -> str:
+        """Another app in the same database; returns its key. ``config`` updates AppConfig."""
+        engine = self.database.engine()
+        try:
+            async with make_sessionmaker(engine).begin() as session:
+                row = await apps_service.create_app(session, name, model=spec)
+                if config:
+                    merged = {**row.config, **config}
+                    merged["model"] = {**row.config["model"], **config.get("model", {})}
+                    row.config = merged
+                _, key = await apps_service.create_key(session, row)
+                return key
+        finally:
+            await engine.dispose()
+
     async def chat(self, query: str, user: str = "alice", **body: object) -> httpx.Response:
         payload = {"query": query, "user": user, "response_mode": "blocking", **body}
         return await self.client.post("/v1/chat-messages", json=payload, headers=self.auth())
