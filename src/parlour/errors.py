@@ -98,6 +98,22 @@ class MessageNotExists(NotFound):
     default_message = "Message Not Exists."
 
 
+class LastConversationNotExists(NotFound):
+    default_message = "Last Conversation Not Exists."
+
+
+class FirstMessageNotExists(NotFound):
+    default_message = "First Message Not Exists."
+
+
+class ConversationVariableNotExists(NotFound):
+    default_message = "Conversation Variable Not Exists."
+
+
+class EndUserNotFound(ParlourError):
+    status, code, default_message = 404, "end_user_not_found", "End user not found."
+
+
 # --- model provider failures (Dify's codes) -------------------------------------------------
 
 

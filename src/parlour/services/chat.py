@@ -29,9 +29,11 @@ from parlour.providers.registry import ModelRegistry
 from parlour.services.apps import AppContext
 from parlour.services.background import Background
 from parlour.services.end_users import EndUsers
+from parlour.services.inputs import check_inputs
 from parlour.services.tasks import TaskHandle, TaskRegistry
 from parlour.services.titles import initial_name, name_conversation
 from parlour.services.usage import usage_dict
+from parlour.services.variables import prompt_values
 from parlour.storage.models import Conversation, Message, utcnow
 
 log = logging.getLogger("parlour.chat")
@@ -85,6 +87,9 @@ class ChatService:
         check = getattr(model, "check_capacity", None)
         if check is not None:
             check()
+        cmd.inputs = check_inputs(
+            app.config.user_input_form, cmd.inputs, partial=bool(cmd.conversation_id)
+        )
         end_user_id = await self.end_users.resolve(app.id, cmd.user)
         started = time.perf_counter()
         now = utcnow()
@@ -112,8 +117,9 @@ class ChatService:
                     created_at=now, updated_at=now,
                 )
             )
+            variables = await prompt_values(session, app.config, app.id, conversation_id, now)
         handle = await self.tasks.register(task_id, end_user_id)
-        turn = TurnInput(app.config, model, cmd.query, inputs, history)
+        turn = TurnInput(app.config, model, cmd.query, {**variables, **inputs}, history)
         name_later = not cmd.conversation_id and cmd.auto_generate_name
         events = self._events(turn, handle, message_id, conversation_id, started, name_later)
         return ChatRun(

@@ -13,6 +13,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def epoch(value: datetime) -> int:
+    """A stored (naive UTC) time as Unix seconds, whatever the server's time zone."""
+    return int(value.replace(tzinfo=UTC).timestamp())
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime()}
 
@@ -104,5 +109,52 @@ class Message(Base):
     latency: Mapped[float] = mapped_column(Float, default=0.0)
     status: Mapped[str] = mapped_column(String(16), default="running")
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MessageFeedback(Base):
+    """One end user's rating of one message (``from_source`` ``user``; ``admin`` reserved)."""
+
+    __tablename__ = "message_feedbacks"
+    __table_args__ = (
+        Index("ux_feedbacks_message_user", "message_id", "from_source", "from_end_user_id",
+              unique=True),
+        Index("ix_feedbacks_app_created", "app_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    rating: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str | None] = mapped_column(Text, default=None)
+    from_source: Mapped[str] = mapped_column(String(16), default="user")
+    from_end_user_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    from_account_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConversationVariable(Base):
+    """A variable declared by the app, instantiated for one conversation."""
+
+    __tablename__ = "conversation_variables"
+    __table_args__ = (
+        Index("ux_conversation_variables_name", "conversation_id", "name", unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    value_type: Mapped[str] = mapped_column(String(32))
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"v": <JSON value>}
+    description: Mapped[str] = mapped_column(Text, default="")
+    position: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
