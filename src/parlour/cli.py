@@ -164,3 +164,7 @@ def keys_revoke(key_id: str, as_json: bool = JsonOpt) -> None:
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     local_threads: int = 2
     local_context: int = 2048
     local_queue: int = 16  # requests waiting for the embedded model before 503
+    local_max_tokens: int = 512  # answer length when the app sets no max_tokens
 
     max_body_bytes: int = 1_048_576
     ping_interval: float = 10.0

@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
                 "threads": settings.local_threads,
                 "n_ctx": settings.local_context,
                 "max_waiting": settings.local_queue,
+                "max_tokens": settings.local_max_tokens,
             },
         )
         background = Background()

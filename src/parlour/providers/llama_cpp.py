@@ -56,12 +56,14 @@ class LlamaCppModel:
         n_ctx: int = 2048,
         max_waiting: int = 16,
         name: str = "local:smollm2",
+        max_tokens: int = DEFAULT_MAX_TOKENS,
     ):
         self.path = path
         self.sha256 = sha256
         self.threads = threads
         self.context_window = n_ctx
         self.max_waiting = max_waiting
+        self.max_tokens = max_tokens
         self.name = name
         self._llama: Any = None
         self._vocab: Any = None
@@ -124,7 +126,7 @@ class LlamaCppModel:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         stop = threading.Event()
-        kwargs = _kwargs(messages, params)
+        kwargs = _kwargs(messages, params, self.max_tokens)
 
         def put(item: Any) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
@@ -168,11 +170,13 @@ class LlamaCppModel:
             stop.set()
 
 
-def _kwargs(messages: list[ChatMessage], params: CompletionParams) -> dict[str, Any]:
+def _kwargs(
+    messages: list[ChatMessage], params: CompletionParams, max_tokens: int
+) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "messages": [{"role": m.role, "content": m.content} for m in messages],
         "stream": True,
-        "max_tokens": params.max_tokens or DEFAULT_MAX_TOKENS,
+        "max_tokens": params.max_tokens or max_tokens,
     }
     if params.temperature is not None:
         kwargs["temperature"] = params.temperature

@@ -1,0 +1,611 @@
+#!/usr/bin/env python3
+"""One benchmark run of parlour against the floor, with the shared harness (../shared/bench).
+
+In one run, on a fresh results file:
+  1. floor-httpx     matrix.py --start-baseline                 (baseline_proxy.py, httpx upstream)
+  2. floor-aiohttp   matrix.py --start-baseline --baseline-args '--client aiohttp'
+  3. parlour-sqlite  parlour serve on a fresh SQLite file, app model openai:mock-gpt -> the mock;
+                     the standard matrix, then the no-title rows (auto_generate_name false,
+                     streaming, C=16 delay 0 and C=256 delay 20)
+  4. parlour-pg      the same on PostgreSQL (a fresh schema), postgres processes accounted
+  5. RESULTS.md      report.py --best, plus ratios against both floors and the issue's bar
+
+matrix.py starts and restarts the mock LLM (mockllm.py, 32 tokens) per delay on --mock-port;
+this script starts its own mock only for --smoke checks and --profile.  Parlour is started
+pinned to the server CPU (and given to matrix.py with --sut-pids sut=PID --pin-sut).
+
+Usage (from the repository root; the bench python is the project's venv):
+  .venv/bin/python bench/run.py                  # full run -> bench/results-<time>.jsonl, bench/RESULTS.md
+  .venv/bin/python bench/run.py --smoke          # few requests per cell, all four servers,
+                                                 #   -> bench/logs/RESULTS-smoke.md; fails on any error
+  .venv/bin/python bench/run.py --profile        # py-spy on parlour (SQLite), streaming C=16 delay 0
+                                                 #   -> bench/PROFILE.md (needs py-spy in the venv)
+  .venv/bin/python bench/run.py --only sqlite pg # some phases only (floor-httpx floor-aiohttp sqlite pg)
+  .venv/bin/python bench/run.py --render bench/results-X.jsonl   # re-render RESULTS.md from a file
+
+Long: run it in the background, e.g.
+  nohup .venv/bin/python bench/run.py > bench/logs/run.out 2>&1 &
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+HARNESS = Path(os.environ.get("PARLOUR_BENCH_HARNESS", REPO.parent / "shared" / "bench")).resolve()
+PY = sys.executable
+LOGS = BENCH / "logs"
+
+FLOORS = ("floor-httpx", "floor-aiohttp")
+PHASES = ("floor-httpx", "floor-aiohttp", "sqlite", "pg")
+NO_TITLE = '{"auto_generate_name": false}'
+# the extra no-title rows: (concurrency, delay ms), streaming only
+NO_TITLE_CELLS = ((16, 0), (256, 20))
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --------------------------------------------------------------------------- processes and ports
+
+
+def port_busy(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def who_listens(port: int) -> str:
+    try:
+        out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout
+        return out.strip() or "?"
+    except OSError:
+        return "?"
+
+
+def wait_ports_free(ports: list[int], max_wait: float) -> None:
+    """The harness binds these ports itself; a stray process on one would answer instead."""
+    deadline = time.time() + max_wait
+    warned = False
+    while True:
+        busy = [p for p in ports if port_busy(p)]
+        if not busy:
+            return
+        if time.time() > deadline:
+            raise SystemExit(f"port(s) {busy} still in use: {[who_listens(p) for p in busy]}")
+        if not warned:
+            log(f"waiting for port(s) {busy} to be free: {[who_listens(p) for p in busy]}")
+            warned = True
+        time.sleep(5)
+
+
+def wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except Exception:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up within {timeout:.0f}s")
+
+
+def cpus(spec: str) -> set[int]:
+    out: set[int] = set()
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def start(cmd: list[str], logfile: Path, cpuset: set[int] | None, **kw) -> subprocess.Popen:
+    pre = (lambda: os.sched_setaffinity(0, cpuset)) if cpuset else None
+    return subprocess.Popen(cmd, stdout=open(logfile, "w"), stderr=subprocess.STDOUT,
+                            preexec_fn=pre, start_new_session=True, **kw)
+
+
+def stop(p: subprocess.Popen | None, grace: float = 20.0) -> None:
+    if p is None or p.poll() is not None:
+        return
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(grace)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+# --------------------------------------------------------------------------- parlour
+
+
+class Parlour:
+    """A parlour server on a fresh database, with a 'bench' app on the mock and its key."""
+
+    def __init__(self, a: argparse.Namespace, db: str):
+        self.a, self.db = a, db
+        self.proc: subprocess.Popen | None = None
+        self.key = ""
+        self.pg_pids: list[int] = []
+        self.data_dir = Path(tempfile.mkdtemp(prefix=f"parlour-bench-{db}-"))
+        self.bin = str(Path(PY).parent / "parlour")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PARLOUR_", "OPENAI_"))}
+        env.update(
+            PARLOUR_DATA_DIR=str(self.data_dir),
+            PARLOUR_DATABASE_URL=a.pg_url if db == "pg" else "",
+            PARLOUR_DATABASE_SCHEMA=a.pg_schema if db == "pg" else "",
+            PARLOUR_OPENAI_BASE_URL=f"http://127.0.0.1:{a.mock_port}/v1",
+            PARLOUR_CREATE_DEMO_APP="false",
+            PARLOUR_HOST="127.0.0.1",
+            PARLOUR_PORT=str(a.port),
+        )
+        self.env = env
+
+    def cli(self, *args: str) -> object:
+        # cwd = the data dir: no stray .env is read
+        out = subprocess.run([self.bin, *args], env=self.env, cwd=self.data_dir,
+                             capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(f"parlour {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
+        return json.loads(out.stdout)
+
+    def setup(self) -> None:
+        if self.db == "pg":
+            self.pg_pids = asyncio.run(pg_reset_schema(self.a.pg_url, self.a.pg_schema))
+        app = self.cli("apps", "create", "bench", "--model", f"openai:{self.a.model}", "--json")
+        keys = self.cli("keys", "create", "bench", "--json")
+        key = keys[0] if isinstance(keys, list) else keys
+        self.key = key["key"]
+        log(f"parlour ({self.db}): data dir {self.data_dir}, app {app[0]['id'] if isinstance(app, list) else app}")
+
+    def serve(self) -> int:
+        LOGS.mkdir(exist_ok=True)
+        self.proc = start([self.bin, "serve"], LOGS / f"parlour-{self.db}.log", cpus(self.a.sut_cpus),
+                          env=self.env, cwd=self.data_dir)
+        wait_http(f"http://127.0.0.1:{self.a.port}/v1/", 90)
+        log(f"parlour ({self.db}) serving on :{self.a.port}, pid {self.proc.pid}")
+        return self.proc.pid
+
+    def close(self) -> None:
+        stop(self.proc)
+        self.proc = None
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+async def pg_reset_schema(url: str, schema: str) -> list[int]:
+    """Drop and create the bench schema; return the postmaster PID (its backends are children)."""
+    import asyncpg
+
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        ident = '"' + schema.replace('"', '""') + '"'
+        await conn.execute(f"DROP SCHEMA IF EXISTS {ident} CASCADE")
+        await conn.execute(f"CREATE SCHEMA {ident}")
+        backend = await conn.fetchval("SELECT pg_backend_pid()")
+    finally:
+        await conn.close()
+    try:
+        stat = open(f"/proc/{backend}/stat", "rb").read()
+        return [int(stat[stat.rfind(b")") + 2:].split()[1])]
+    except OSError:
+        log("postgres is not a local process here: its CPU is not accounted")
+        return []
+
+
+# --------------------------------------------------------------------------- the harness
+
+
+def matrix(a: argparse.Namespace, label: str, out: Path, *, base_url: str, api_key: str = "bench",
+           start_baseline: bool = False, baseline_args: str = "", sut_pids: list[str] = (),
+           extra_pids: list[str] = (), extra: str = "", modes=None, concurrency=None,
+           delays=None) -> None:
+    cmd = [PY, str(HARNESS / "matrix.py"), "--label", label, "--out", str(out),
+           "--base-url", base_url, "--api-key", api_key, "--mock-port", str(a.mock_port),
+           "--tokens", str(a.tokens), "--sut-cpus", a.sut_cpus, "--aux-cpus", a.aux_cpus,
+           "--modes", *(modes or a.modes),
+           "--concurrency", *map(str, concurrency or a.concurrency),
+           "--delays", *map(str, delays if delays is not None else a.delays)]
+    if start_baseline:
+        cmd.append("--start-baseline")
+    if baseline_args:
+        cmd.append(f"--baseline-args={baseline_args}")
+    if sut_pids:
+        cmd += ["--sut-pids", *sut_pids, "--pin-sut"]
+    if extra_pids:
+        cmd += ["--extra-pids", *extra_pids]
+    if extra:
+        cmd.append(f"--extra={extra}")
+    cmd += a.matrix_args
+    log(f"matrix {label}" + (f" extra={extra}" if extra else ""))
+    wait_ports_free([a.mock_port] + ([a.baseline_port] if start_baseline else []), a.port_wait)
+    r = subprocess.run(cmd, cwd=HARNESS)
+    if r.returncode != 0:
+        raise RuntimeError(f"matrix.py for {label} exited with {r.returncode}")
+
+
+def run_parlour(a: argparse.Namespace, db: str, out: Path) -> None:
+    p = Parlour(a, db)
+    try:
+        p.setup()
+        pid = p.serve()
+        base = f"http://127.0.0.1:{a.port}/v1"
+        sut = [f"sut={pid}"]
+        extra_pids = [f"pg={x}" for x in p.pg_pids]
+        label = f"parlour-{db}"
+        matrix(a, label, out, base_url=base, api_key=p.key, sut_pids=sut, extra_pids=extra_pids)
+        if a.no_title_rows:
+            for c, d in NO_TITLE_CELLS:
+                if c in a.concurrency and d in a.delays:
+                    matrix(a, f"{label}-notitle", out, base_url=base, api_key=p.key, sut_pids=sut,
+                           extra_pids=extra_pids, extra=NO_TITLE, modes=["streaming"],
+                           concurrency=[c], delays=[d])
+    finally:
+        p.close()
+
+
+# --------------------------------------------------------------------------- profile
+
+
+def profile(a: argparse.Namespace) -> None:
+    """py-spy on parlour (SQLite) under streaming load, C=16, delay 0; summary -> bench/PROFILE.md."""
+    spy = shutil.which("py-spy", path=str(Path(PY).parent)) or shutil.which("py-spy")
+    if not spy:
+        raise SystemExit("py-spy not found: .venv/bin/pip install py-spy")
+    LOGS.mkdir(exist_ok=True)
+    wait_ports_free([a.mock_port, a.port], a.port_wait)
+    aux = cpus(a.aux_cpus) if a.aux_cpus else None
+    mock = start([PY, str(HARNESS / "mockllm.py"), "--port", str(a.mock_port), "--tokens", str(a.tokens),
+                  "--delay-ms", "0"], LOGS / "mock-profile.log", aux, cwd=HARNESS)
+    p = Parlour(a, "sqlite")
+    results: dict[str, dict] = {}
+    try:
+        wait_http(f"http://127.0.0.1:{a.mock_port}/health")
+        p.setup()
+        pid = p.serve()
+        for extra in ("", NO_TITLE):
+            tag = "notitle" if extra else "default"
+            raw = LOGS / f"profile-{tag}.txt"
+            lg = [PY, str(HARNESS / "loadgen.py"), "--base-url", f"http://127.0.0.1:{a.port}/v1",
+                  "--api-key", p.key, "--mode", "streaming", "-c", "16", "-n", "100000",
+                  "--tokens", str(a.tokens), "--warmup", "64", "--max-seconds", str(a.profile_seconds + 6),
+                  "--label", f"profile-{tag}", "--pids", f"sut={pid}"]
+            if extra:
+                lg += ["--extra", extra]
+            pre = (lambda: os.sched_setaffinity(0, aux)) if aux else None
+            load = subprocess.Popen(lg, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                    preexec_fn=pre)
+            time.sleep(4)  # past the warm-up
+            log(f"py-spy record ({tag}) for {a.profile_seconds}s")
+            subprocess.run([spy, "record", "-p", str(pid), "-d", str(a.profile_seconds), "-r", "200",
+                            "--format", "raw", "-o", str(raw), "--nonblocking"],
+                           preexec_fn=pre, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            line = load.communicate()[0].strip().splitlines()[-1]
+            results[tag] = {"load": json.loads(line), "raw": raw}
+    finally:
+        p.close()
+        stop(mock)
+    write_profile(a, results)
+
+
+def frame_name(frame: str) -> str:
+    # py-spy raw frames: "function (path/to/file.py:123)"; keep function and short file
+    fn, _, loc = frame.partition(" (")
+    path = loc.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", "lib/python3.11/", "src/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{fn} ({path})"
+
+
+def summarize(raw: Path, top: int = 25) -> tuple[int, list, list, list]:
+    own: collections.Counter = collections.Counter()
+    total: collections.Counter = collections.Counter()
+    files: collections.Counter = collections.Counter()
+    n = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        c = int(count)
+        frames = [frame_name(f) for f in stack.split(";") if " (" in f]
+        if not frames:
+            continue
+        n += c
+        own[frames[-1]] += c
+        for f in set(frames):
+            total[f] += c
+        # the owning package of the leaf frame
+        leaf = frames[-1].rsplit("(", 1)[1].rstrip(")")
+        files[leaf.split("/", 1)[0] if "/" in leaf else leaf] += c
+    return n, own.most_common(top), total.most_common(top), files.most_common(15)
+
+
+def write_profile(a: argparse.Namespace, results: dict[str, dict]) -> None:
+    out = [
+        "# Where parlour's CPU goes (py-spy)",
+        "",
+        f"Generated by `bench/run.py --profile` on {dt.datetime.now():%Y-%m-%d %H:%M}, commit {git_rev()}.",
+        f"parlour on SQLite, pinned to CPU {a.sut_cpus}; mock ({a.tokens} tokens, 0 ms) and loadgen on "
+        f"CPU {a.aux_cpus}; streaming, C=16, each request a new conversation; py-spy "
+        f"`record --nonblocking -r 200 --format raw` for {a.profile_seconds} s (active samples only, all "
+        "threads; aiosqlite's connection threads included). Percentages are of all samples.",
+        "",
+    ]
+    for tag, r in results.items():
+        ld = r["load"]
+        n, own, total, pk = summarize(r["raw"])
+        title = "request body as loadgen sends it (auto_generate_name true)" if tag == "default" \
+            else 'with `--extra \'{"auto_generate_name": false}\'`'
+        out += [
+            f"## {title}",
+            "",
+            f"Load during the profile: {ld['rps']} req/s, parlour {ld['cpu_cores'].get('sut')} cores, "
+            f"{ld['cpu_ms_per_req'].get('sut')} CPU ms/req (py-spy overhead included), errors "
+            f"{ld['errors'] or 0}, check failures {ld['check_failures'] or 0}, other cores {ld['other_cores']}. "
+            f"{n} samples.",
+            "",
+            "| self % | function (file) |",
+            "|---:|---|",
+            *[f"| {100 * c / n:.1f} | `{f}` |" for f, c in own[:20]],
+            "",
+            "| total % | function (file) |",
+            "|---:|---|",
+            *[f"| {100 * c / n:.1f} | `{f}` |" for f, c in total[:25]],
+            "",
+            "Self time by top-level package/module of the leaf frame:",
+            "",
+            "| self % | package |",
+            "|---:|---|",
+            *[f"| {100 * c / n:.1f} | {f} |" for f, c in pk],
+            "",
+        ]
+    (BENCH / "PROFILE.md").write_text("\n".join(out))
+    log(f"wrote {BENCH / 'PROFILE.md'}")
+
+
+# --------------------------------------------------------------------------- RESULTS.md
+
+
+def load_best(path: Path) -> dict[tuple, dict]:
+    """One row per (label, delay, mode, C): the latest with other_cores <= 0.25, else the least
+    disturbed (report.py --best's rule)."""
+    best: dict[tuple, dict] = {}
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        k = (r["label"], float(r["meta"].get("delay_ms", 0)), r["response_mode"], r["concurrency"])
+        o = r.get("other_cores") or 0
+        ob = (best[k].get("other_cores") or 0) if k in best else None
+        if ob is None or o <= 0.25 or o < ob:
+            best[k] = r
+    return best
+
+
+def ratio(x, y) -> str:
+    if x is None or y in (None, 0):
+        return "-"
+    return f"{x / y:.2f}"
+
+
+def num(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.1f}" if v < 100 else f"{v:.0f}"
+
+
+def git_rev() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True).stdout.strip() or "?"
+    except OSError:
+        return "?"
+
+
+def render(path: Path, dest: Path, note: str = "") -> bool:
+    best = load_best(path)
+    labels = sorted({k[0] for k in best}, key=lambda s: (not s.startswith("floor"), s))
+    suts = [lab for lab in labels if lab.startswith("parlour")]
+    cells = sorted({k[1:] for k in best}, key=lambda k: (k[0], k[1] != "blocking", k[2]))
+
+    def floor(name, cell):
+        return best.get((name, *cell))
+
+    lines = [
+        "# Benchmark: parlour vs the floor",
+        "",
+        "Generated by `bench/run.py` (see its docstring) with the shared harness "
+        "(`../shared/bench`: mockllm.py, baseline_proxy.py, loadgen.py, matrix.py, report.py) on "
+        f"{dt.datetime.now():%Y-%m-%d %H:%M}, parlour commit {git_rev()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}; results file `{path.name}`.",
+        "",
+        "Mock LLM: 32 tokens per reply, 0 or 20 ms before each token. Each request is a new "
+        "conversation. The server under test (floor or parlour, one uvicorn worker) is pinned to "
+        "CPU 0; mock and load generator share CPU 1; PostgreSQL is not pinned. `parlour-*` rows "
+        "send the body as loadgen sends it (so `auto_generate_name` is true and every new "
+        "conversation also makes a background title call to the mock, as Dify does); "
+        "`*-notitle` rows add `{\"auto_generate_name\": false}`.",
+        "",
+    ]
+    if note:
+        lines += [note, ""]
+
+    # ---- the bar
+    bar_ok = True
+    bar = ["## This issue's bar", ""]
+    bad = []
+    for k, r in sorted(best.items()):
+        if k[0].startswith("parlour") and (r["errors"] or r["check_failures"]):
+            bad.append(f"{k[0]} {k[2]} C={k[3]} delay {k[1]:g}: errors {r['errors']} checks {r['check_failures']}")
+    n_cells = sum(1 for k in best if k[0].startswith("parlour"))
+    bar.append(f"- 0 errors and 0 check failures in every parlour cell ({n_cells} cells): "
+               + ("**yes**" if not bad else "**NO**: " + "; ".join(bad)))
+    bar_ok &= not bad
+    for lab in [s for s in suts if not s.endswith("-notitle")]:
+        r, f = best.get((lab, 0.0, "streaming", 16)), floor("floor-aiohttp", (0.0, "streaming", 16))
+        if r and f:
+            x = r["cpu_ms_per_req"]["sut"] / f["cpu_ms_per_req"]["sut"]
+            ok = x <= 3
+            if lab == "parlour-sqlite":
+                bar_ok &= ok
+            bar.append(f"- {lab}: streaming server CPU/request at C=16, delay 0: "
+                       f"{r['cpu_ms_per_req']['sut']:.2f} ms vs aiohttp floor {f['cpu_ms_per_req']['sut']:.2f} ms "
+                       f"= **{x:.2f}x** (bar <= 3x{'' if lab == 'parlour-sqlite' else ', set for SQLite'}): "
+                       + ("**yes**" if ok else "**NO**"))
+        r, f = best.get((lab, 20.0, "streaming", 256)), floor("floor-aiohttp", (20.0, "streaming", 256))
+        if r and f:
+            x = r["rps"] / f["rps"]
+            ok = x >= 0.8
+            bar_ok &= ok
+            bar.append(f"- {lab}: 256 streams at 20 ms/token: {r['rps']:.1f} req/s vs aiohttp floor "
+                       f"{f['rps']:.1f} = **{x:.2f}x** (bar >= 0.8x): " + ("**yes**" if ok else "**NO**"))
+    disturbed = [f"{k[0]} {k[2]} C={k[3]} delay {k[1]:g} ({r.get('other_cores')})"
+                 for k, r in sorted(best.items()) if (r.get("other_cores") or 0) > 0.25]
+    bar.append("- rows with other_cores > 0.25 (other work on the machine during the run; matrix.py "
+               "repeated them up to 3 times, this is the least disturbed): "
+               + (", ".join(disturbed) if disturbed else "none"))
+    lines += bar + [""]
+
+    # ---- ratios
+    lines += [
+        "## Ratios (parlour ÷ floor, per cell)",
+        "",
+        "CPU = the server process's CPU ms per request (for PostgreSQL rows, `+pg` adds the postgres "
+        "processes'); req/s counts only requests that passed every check; p99 = full-request latency "
+        "p99; TTFT p99 for streaming. Above 1 is worse for CPU and p99, better for req/s.",
+        "",
+        "| server | delay ms | mode | C | req/s | CPU ms/req | ÷ aiohttp: CPU | req/s | p99 | TTFT p99 "
+        "| ÷ httpx: CPU | req/s | p99 | errors | check fails | other cores |",
+        "|" + "---|" * 16,
+    ]
+    for lab in suts:
+        for cell in cells:
+            r = best.get((lab, *cell))
+            if not r:
+                continue
+            fa, fh = floor("floor-aiohttp", cell), floor("floor-httpx", cell)
+            cpu = r["cpu_ms_per_req"].get("sut")
+            cpu_s = f"{cpu:.2f}" if cpu is not None else "-"
+            if "pg" in r["cpu_ms_per_req"]:
+                cpu_s += f" +pg {r['cpu_ms_per_req']['pg']:.2f}"
+
+            def g(x, *ks):
+                for k_ in ks:
+                    x = (x or {}).get(k_) if isinstance(x, dict) else None
+                return x
+
+            lines.append("| " + " | ".join([
+                lab, f"{cell[0]:g}", cell[1], str(cell[2]), num(r["rps"]), cpu_s,
+                ratio(cpu, g(fa, "cpu_ms_per_req", "sut")), ratio(r["rps"], g(fa, "rps")),
+                ratio(g(r, "latency_ms", "p99"), g(fa, "latency_ms", "p99")),
+                ratio(g(r, "ttft_ms", "p99"), g(fa, "ttft_ms", "p99")),
+                ratio(cpu, g(fh, "cpu_ms_per_req", "sut")), ratio(r["rps"], g(fh, "rps")),
+                ratio(g(r, "latency_ms", "p99"), g(fh, "latency_ms", "p99")),
+                json.dumps(r["errors"]) if r["errors"] else "0",
+                json.dumps(r["check_failures"]) if r["check_failures"] else "0",
+                num(r.get("other_cores")),
+            ]) + " |")
+    lines += [""]
+
+    # ---- the full table, by the harness's report.py
+    rep = subprocess.run([PY, str(HARNESS / "report.py"), str(path), "--best"], capture_output=True,
+                         text=True, check=True).stdout
+    lines += ["## All rows (`report.py --best`)", "", rep.rstrip(), ""]
+    dest.write_text("\n".join(lines))
+    log(f"wrote {dest}; bar {'met' if bar_ok else 'NOT met'}")
+    return bar_ok
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="+", choices=PHASES, default=list(PHASES), help="phases to run")
+    ap.add_argument("--smoke", action="store_true",
+                    help="few requests per cell (C 1 16 256, no retries); results to bench/logs/; "
+                         "exit 1 on any error or check failure")
+    ap.add_argument("--profile", action="store_true", help="only profile parlour with py-spy (-> PROFILE.md)")
+    ap.add_argument("--profile-seconds", type=int, default=20)
+    ap.add_argument("--render", type=Path, help="only render RESULTS.md from this results file")
+    ap.add_argument("--out", type=Path, help="results file (default bench/results-<time>.jsonl)")
+    ap.add_argument("--results-md", type=Path, help="default bench/RESULTS.md (smoke: bench/logs/RESULTS-smoke.md)")
+    ap.add_argument("--modes", nargs="+", default=["blocking", "streaming"])
+    ap.add_argument("--concurrency", nargs="+", type=int, default=[1, 16, 64, 256])
+    ap.add_argument("--delays", nargs="+", type=float, default=[0, 20])
+    ap.add_argument("--no-title-rows", action=argparse.BooleanOptionalAction, default=True,
+                    help="also the streaming rows with auto_generate_name false (C=16/0 ms, C=256/20 ms)")
+    ap.add_argument("--tokens", type=int, default=32, help="mock tokens per reply (loadgen checks them)")
+    ap.add_argument("--model", default="mock-gpt", help="the mock's model name")
+    ap.add_argument("--mock-port", type=int, default=18000)
+    ap.add_argument("--baseline-port", type=int, default=18080)
+    ap.add_argument("--port", type=int, default=5001, help="parlour's port")
+    ap.add_argument("--pg-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+    ap.add_argument("--pg-schema", default="bench", help="dropped and created afresh for the run")
+    ap.add_argument("--sut-cpus", default="0")
+    ap.add_argument("--aux-cpus", default="1")
+    ap.add_argument("--port-wait", type=float, default=900, help="max s to wait for a busy port")
+    ap.add_argument("--matrix-args", nargs=argparse.REMAINDER, default=[],
+                    help="the rest goes to matrix.py as is, e.g. --matrix-args --retries 1")
+    a = ap.parse_args(argv)
+
+    if a.render:
+        return 0 if render(a.render, a.results_md or BENCH / "RESULTS.md") else 1
+    if a.profile:
+        profile(a)
+        return 0
+
+    LOGS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    if a.smoke:
+        a.concurrency = [c for c in a.concurrency if c in (1, 16, 256)]
+        a.matrix_args = ["--n-per-c", "1", "--min-n", "32", "--min-n-delayed", "8", "--warmup-per-c", "0.25",
+                         "--retries", "0", "--quiet-wait", "20", "--settle", "0.3", *a.matrix_args]
+        out = a.out or LOGS / f"results-smoke-{stamp}.jsonl"
+        dest = a.results_md or LOGS / "RESULTS-smoke.md"
+    else:
+        out = a.out or BENCH / f"results-{stamp}.jsonl"
+        dest = a.results_md or BENCH / "RESULTS.md"
+    log(f"results -> {out}")
+    wait_ports_free([a.port], a.port_wait)
+
+    # SIGTERM: stop cleanly (the finally blocks stop parlour; matrix.py stops its own children)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if "floor-httpx" in a.only:
+        matrix(a, "floor-httpx", out, base_url=f"http://127.0.0.1:{a.baseline_port}/v1", start_baseline=True,
+               baseline_args="--client httpx")
+    if "floor-aiohttp" in a.only:
+        matrix(a, "floor-aiohttp", out, base_url=f"http://127.0.0.1:{a.baseline_port}/v1",
+               start_baseline=True, baseline_args="--client aiohttp")
+    for db in ("sqlite", "pg"):
+        if db in a.only:
+            run_parlour(a, db, out)
+    ok = render(out, dest)
+    if a.smoke:
+        best = load_best(out)
+        bad = {k: (r["errors"], r["check_failures"]) for k, r in best.items() if r["errors"] or r["check_failures"]}
+        log("smoke: " + ("0 errors, 0 check failures" if not bad else f"FAILURES {bad}"))
+        return 1 if bad else 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

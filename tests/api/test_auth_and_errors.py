@@ -1,0 +1,124 @@
+"""Auth exactly as Dify answers it, and every failure as ``{"code","message","status"}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from parlour.services.chat import ChatService
+from parlour.storage.db import make_sessionmaker
+from parlour.storage.models import ApiKey, App, utcnow
+from tests.conftest import Server
+
+BODY = {"query": "hi", "user": "u", "response_mode": "blocking"}
+
+
+async def post(server: Server, headers: dict[str, str], body: Any = BODY) -> Any:
+    return await server.client.post("/v1/chat-messages", json=body, headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (None, "Authorization header must be provided and start with 'Bearer'"),
+        ("Bearer", "Authorization header must be provided and start with 'Bearer'"),
+        ("Basic abc", "Authorization scheme must be 'Bearer'"),
+        ("Bearer app-doesnotexist000000000000", "Access token is invalid"),
+    ],
+)
+async def test_unauthorized(server: Server, header: str | None, message: str) -> None:
+    r = await post(server, {"Authorization": header} if header else {})
+    assert r.status_code == 401
+    assert r.json() == {"code": "unauthorized", "message": message, "status": 401}
+    assert r.headers["www-authenticate"] == 'Bearer realm="api"'
+
+
+async def test_scheme_is_case_insensitive(server: Server) -> None:
+    r = await post(server, {"Authorization": f"bearer {server.key}"})
+    assert r.status_code == 200
+
+
+async def _set(server: Server, table: Any, **values: Any) -> None:
+    engine = server.database.engine()
+    async with make_sessionmaker(engine).begin() as session:
+        await session.execute(update(table).values(**values))
+    await engine.dispose()
+
+
+async def test_revoked_key_stops_at_once(server: Server) -> None:
+    assert (await post(server, server.auth())).status_code == 200
+    await _set(server, ApiKey, revoked_at=utcnow())
+    r = await post(server, server.auth())
+    assert r.status_code == 401 and r.json()["message"] == "Access token is invalid"
+
+
+async def test_disabled_or_abnormal_app_is_forbidden(server: Server) -> None:
+    await _set(server, App, enable_api=False)
+    r = await post(server, server.auth())
+    assert r.status_code == 403
+    assert r.json()["message"] == "The app's API service has been disabled."
+    await _set(server, App, enable_api=True, status="archived")
+    r = await post(server, server.auth())
+    assert (r.status_code, r.json()["message"]) == (403, "The app's status is abnormal.")
+
+
+async def test_unknown_route_and_method(server: Server) -> None:
+    r = await server.client.get("/v1/nowhere", headers=server.auth())
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    assert r.headers["content-type"].startswith("application/json")
+    r = await server.client.get("/v1/chat-messages", headers=server.auth())
+    assert r.status_code == 405
+    assert r.json() == {
+        "code": "method_not_allowed",
+        "message": "The method is not allowed for the requested URL.",
+        "status": 405,
+    }
+
+
+async def test_body_errors(server: Server) -> None:
+    headers = {**server.auth(), "Content-Type": "application/json"}
+    r = await server.client.post("/v1/chat-messages", content=b"{nope", headers=headers)
+    assert r.status_code == 400 and r.json()["code"] == "bad_request"
+    r = await server.client.post("/v1/chat-messages", content=b"[1, 2]", headers=headers)
+    assert r.status_code == 400 and r.json()["code"] == "invalid_param"
+    text_headers = {**server.auth(), "Content-Type": "text/plain"}
+    r = await server.client.post("/v1/chat-messages", content=b"query=hi", headers=text_headers)
+    assert r.status_code == 415 and r.json()["code"] == "unsupported_media_type"
+    big = b'{"query": "' + b"x" * (server.settings.max_body_bytes + 10) + b'", "user": "u"}'
+    r = await server.client.post("/v1/chat-messages", content=big, headers=headers)
+    assert r.status_code == 413 and r.json()["status"] == 413
+
+
+async def test_get_with_json_content_type_and_no_body(server: Server) -> None:
+    headers = {**server.auth(), "Content-Type": "application/json"}
+    r = await server.client.get("/v1/", headers=headers)
+    assert r.status_code == 200 and r.json()["api_version"] == "v1"
+
+
+async def test_unexpected_failure_is_json_500(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def explode(self: ChatService, *args: object) -> None:
+        raise RuntimeError("database on fire")
+
+    monkeypatch.setattr(ChatService, "start", explode)
+    r = await post(server, server.auth())
+    assert r.status_code == 500
+    body = r.json()
+    assert body["code"] == "internal_server_error" and body["status"] == 500
+    assert "fire" not in r.text and "Traceback" not in r.text
+
+
+async def test_cors_preflight(server: Server) -> None:
+    r = await server.client.options(
+        "/v1/chat-messages",
+        headers={
+            "Origin": "https://example.org",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Authorization, Content-Type",
+        },
+    )
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] in ("*", "https://example.org")
