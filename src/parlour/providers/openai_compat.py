@@ -102,6 +102,9 @@ def _parse_line(line: str) -> list[Chunk]:
 def map_error(exc: openai.OpenAIError) -> ProviderError:
     """Vendor errors → Dify's provider codes."""
     if isinstance(exc, openai.APITimeoutError):
+        # the aiohttp transport reports a refused connection as a connect timeout
+        if "cannot connect" in str(exc.__cause__).lower():
+            return CompletionRequestError("Connection Error")
         return CompletionRequestError("Request timed out.")
     if isinstance(exc, openai.APIConnectionError):
         return CompletionRequestError("Connection Error")

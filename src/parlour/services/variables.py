@@ -17,12 +17,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parlour.appconfig import AppConfig
 from parlour.errors import BadRequest
+from parlour.storage.db import insert_ignoring_duplicates
 from parlour.storage.models import ConversationVariable, epoch, utcnow
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -142,16 +141,9 @@ async def ensure(
             }
             for i, d in missing
         ]
-        await session.execute(_insert_new(session), values)
+        await session.execute(insert_ignoring_duplicates(session, ConversationVariable), values)
         rows = await _rows(session, conversation_id)
     return rows
-
-
-def _insert_new(session: AsyncSession) -> Any:
-    """INSERT that skips rows a concurrent request created first (same name)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return pg_insert(ConversationVariable).on_conflict_do_nothing()
-    return sqlite_insert(ConversationVariable).on_conflict_do_nothing()
 
 
 async def _rows(session: AsyncSession, conversation_id: str) -> list[ConversationVariable]:
