@@ -111,7 +111,8 @@ def test_sdk_streaming(fake_server: Process) -> None:
 def test_sdk_sees_errors_as_json(fake_server: Process) -> None:
     client = sdk(fake_server)
     r = client.create_chat_message(
-        inputs={}, query="x", user="sdk-user", conversation_id="00000000-0000-4000-8000-000000000000"
+        inputs={}, query="x", user="sdk-user",
+        conversation_id="00000000-0000-4000-8000-000000000000",
     )
     assert r.status_code == 404
     assert r.json() == {"code": "not_found", "message": "Conversation Not Exists.", "status": 404}

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import orjson
-from fastapi import Request
+from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
 from parlour.api.errors import describe
-from parlour.errors import BadRequest, InvalidParam, NotFound, PayloadTooLarge, UnsupportedMediaType
-from parlour.services.apps import AppContext, authenticate
+from parlour.errors import (
+    BadRequest,
+    InvalidParam,
+    NotChatApp,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from parlour.services.apps import CHAT_MODES, AppContext, authenticate
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -73,3 +80,40 @@ def path_uuid(value: str, error: type[NotFound] = NotFound) -> str:
         return str(uuid.UUID(value))
     except ValueError:
         raise error() from None
+
+
+CurrentApp = Annotated[AppContext, Depends(current_app)]
+JsonBody = Annotated[dict[str, Any], Depends(json_body)]
+
+
+async def strict_json_body(request: Request) -> dict[str, Any]:
+    """As ``json_body``, but a JSON content type is required even with no body (Dify's
+    DELETE /conversations/{id} answers 415 without one)."""
+    if "json" not in request.headers.get("content-type", "").lower():
+        raise UnsupportedMediaType()
+    return await json_body(request)
+
+
+def query_uuid(value: str | None, name: str) -> str | None:
+    """An optional id in the query string: empty means absent, anything else must be a UUID."""
+    if value is None or not value.strip():
+        return None
+    try:
+        return str(uuid.UUID(value.strip()))
+    except ValueError:
+        raise InvalidParam(f"{name} must be a valid UUID") from None
+
+
+def require_chat(app: AppContext) -> None:
+    if app.mode not in CHAT_MODES:
+        raise NotChatApp()
+
+
+def json_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` documenting a JSON body that is read by hand (``json_body``)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }

@@ -183,24 +183,13 @@ class ChatService:
         stream = run_turn(turn)
         try:
             while not handle.stopped:
-                handle.waiting = True
-                try:
-                    event = await stream.__anext__()
-                except StopAsyncIteration:
+                event = await _next_delta(stream, handle)
+                if event is None:
                     break
-                except asyncio.CancelledError:
-                    if not handle.cancel_sent:
-                        raise  # the client went away: not ours to swallow
-                    handle.cancel_sent = False
-                    asyncio.current_task().uncancel()  # type: ignore[union-attr]
-                    break
-                finally:
-                    handle.waiting = False
-                if type(event) is MessageDelta:
-                    if first_token is None:
-                        first_token = time.perf_counter() - started
-                    parts.append(event.answer)
-                    yield event
+                if first_token is None:
+                    first_token = time.perf_counter() - started
+                parts.append(event.answer)
+                yield event
             if handle.stopped:
                 status = "stopped"
                 await _absorb_stop(handle)
@@ -286,6 +275,25 @@ class ChatService:
                 )
         except Exception:
             log.exception("could not save message %s", message_id)
+
+
+async def _next_delta(
+    stream: AsyncIterator[MessageDelta], handle: TaskHandle
+) -> MessageDelta | None:
+    """The next delta; ``None`` when the turn is over or a stop cancelled the model call."""
+    handle.waiting = True
+    try:
+        return await stream.__anext__()
+    except StopAsyncIteration:
+        return None
+    except asyncio.CancelledError:
+        if not handle.cancel_sent:
+            raise  # the client went away: not ours to swallow
+        handle.cancel_sent = False
+        asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        return None
+    finally:
+        handle.waiting = False
 
 
 async def _absorb_stop(handle: TaskHandle) -> None:

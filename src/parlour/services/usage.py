@@ -26,6 +26,7 @@ def usage_dict(
     latency: float,
     time_to_first_token: float | None = None,
 ) -> dict[str, Any]:
+    ttft = time_to_first_token
     prompt_price = price(prompt_tokens, prices.prompt_unit_price, prices.price_unit)
     completion_price = price(completion_tokens, prices.completion_unit_price, prices.price_unit)
     return {
@@ -41,8 +42,6 @@ def usage_dict(
         "total_price": dec(prompt_price + completion_price),
         "currency": prices.currency,
         "latency": round(latency, 6),
-        "time_to_first_token": None if time_to_first_token is None else round(time_to_first_token, 6),
-        "time_to_generate": None
-        if time_to_first_token is None
-        else round(max(latency - time_to_first_token, 0.0), 6),
+        "time_to_first_token": None if ttft is None else round(ttft, 6),
+        "time_to_generate": None if ttft is None else round(max(latency - ttft, 0.0), 6),
     }

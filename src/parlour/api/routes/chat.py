@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from parlour.api.deps import current_app, json_body, user_of, validate
+from parlour.api.deps import CurrentApp, JsonBody, user_of, validate
 from parlour.api.schemas.chat import ChatRequest, StopRequest
 from parlour.api.sse import EventStreamResponse, collect
 from parlour.errors import InvalidParam, NotChatApp
-from parlour.services.apps import CHAT_MODES, AppContext
+from parlour.services.apps import CHAT_MODES
 from parlour.services.chat import ChatCommand
 
 router = APIRouter(tags=["chat"])
@@ -29,9 +29,7 @@ def _chat_body() -> dict[str, Any]:
 
 @router.post("/chat-messages", openapi_extra=_chat_body(), response_model=None)
 async def send_chat_message(
-    request: Request,
-    app: AppContext = Depends(current_app),
-    body: dict[str, Any] = Depends(json_body),
+    request: Request, app: CurrentApp, body: JsonBody
 ) -> Response:
     user = user_of(body.get("user"), required=True)
     if app.mode not in CHAT_MODES:
@@ -55,10 +53,7 @@ async def send_chat_message(
 
 @router.post("/chat-messages/{task_id}/stop")
 async def stop_chat_message(
-    task_id: str,
-    request: Request,
-    app: AppContext = Depends(current_app),
-    body: dict[str, Any] = Depends(json_body),
+    task_id: str, request: Request, app: CurrentApp, body: JsonBody
 ) -> dict[str, str]:
     req = validate(StopRequest, body)
     user = user_of(req.user, required=True)
