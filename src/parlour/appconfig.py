@@ -82,6 +82,10 @@ class AppConfig(BaseModel):
     conversation_variables: list[dict[str, Any]] = Field(default_factory=list)
     # Let later messages of a conversation update its stored inputs (Dify freezes them).
     allow_inputs_update: bool = False
+    # parlour's own: what GET /site and GET /info show (Dify keeps these outside model_config).
+    site: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    author_name: str | None = None
 
     @field_validator("user_input_form")
     @classmethod

@@ -110,8 +110,8 @@ class ConversationVariableNotExists(NotFound):
     default_message = "Conversation Variable Not Exists."
 
 
-class EndUserNotFound(ParlourError):
-    status, code, default_message = 404, "end_user_not_found", "End user not found."
+class EndUserNotFound(NotFound):
+    code, default_message = "end_user_not_found", "End user not found."
 
 
 # --- model provider failures (Dify's codes) -------------------------------------------------

@@ -11,13 +11,15 @@ from starlette.middleware.cors import CORSMiddleware
 
 from parlour import __version__
 from parlour.api import errors
-from parlour.api.routes import chat, index
+from parlour.api.routes import app_info, chat, conversations, feedbacks, index, messages
 from parlour.config import Settings
 from parlour.providers.registry import ModelRegistry
 from parlour.services.apps import AppCache
 from parlour.services.background import Background
 from parlour.services.chat import ChatService, recover_interrupted
+from parlour.services.conversations import Conversations
 from parlour.services.end_users import EndUsers
+from parlour.services.messages import Messages
 from parlour.services.tasks import LocalTaskRegistry
 from parlour.storage.db import make_engine, make_sessionmaker
 
@@ -53,6 +55,8 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
         state.models, state.background, state.tasks = registry, background, tasks
         state.end_users, state.app_cache = end_users, AppCache()
         state.chat = ChatService(settings, sessions, registry, tasks, end_users, background)
+        state.conversations = Conversations(sessions, registry, end_users)
+        state.messages = Messages(sessions, registry, end_users)
         recovered = await recover_interrupted(sessions)
         if recovered:
             log.warning("marked %d interrupted message(s) as failed", recovered)
@@ -81,6 +85,6 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
         expose_headers=["X-Version", "X-Env", "X-Trace-Id"],
     )
     errors.install(app)
-    for module in (index, chat):
+    for module in (index, chat, conversations, messages, feedbacks, app_info):
         app.include_router(module.router, prefix="/v1")
     return app

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parlour.appconfig import AppConfig
 from parlour.services import apps as apps_service
 from parlour.storage.db import make_sessionmaker
-from parlour.storage.models import App, utcnow
+from parlour.storage.models import App, Conversation, Message, utcnow
 from tests.conftest import Server
 
 
@@ -52,3 +53,40 @@ async def second_app(server: Server, name: str = "other") -> tuple[str, str]:
 
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+async def end_user_id(server: Server, user: str, app_id: str | None = None) -> str:
+    return str(await server.state.end_users.resolve(app_id or server.app_id, user))
+
+
+async def insert_conversation(
+    server: Server, user: str, at: datetime, *, updated: datetime | None = None,
+    app_id: str | None = None, name: str = "c",
+) -> str:
+    """A conversation row written directly (to control its timestamps)."""
+    cid = str(uuid.uuid4())
+    app_id = app_id or server.app_id
+    owner = await end_user_id(server, user, app_id)
+    async with db(server) as session:
+        await session.execute(insert(Conversation).values(
+            id=cid, app_id=app_id, end_user_id=owner, mode="chat", name=name, inputs={},
+            introduction="", status="normal", created_at=at, updated_at=updated or at,
+        ))
+    return cid
+
+
+async def insert_messages(
+    server: Server, conversation_id: str, user: str, at: datetime, count: int,
+    status: str = "normal",
+) -> list[str]:
+    """``count`` messages sharing one created_at."""
+    owner = await end_user_id(server, user)
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    async with db(server) as session:
+        for i, mid in enumerate(ids):
+            await session.execute(insert(Message).values(
+                id=mid, app_id=server.app_id, conversation_id=conversation_id,
+                end_user_id=owner, task_id=str(uuid.uuid4()), query=f"q{i}", answer=f"a{i}",
+                inputs={}, status=status, created_at=at, updated_at=at,
+            ))
+    return ids

@@ -9,6 +9,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from parlour.errors import EndUserNotFound
 from parlour.storage.models import EndUser, utcnow
 
 DEFAULT_USER = "DEFAULT-USER"
@@ -56,3 +57,27 @@ class EndUsers:
             except IntegrityError:  # created by a concurrent request
                 await session.rollback()
                 return str(await session.scalar(find))
+
+
+async def end_user_dict(
+    sessions: async_sessionmaker[AsyncSession], app_id: str, end_user_id: str
+) -> dict[str, object]:
+    """GET /end-users/{id}: an end user of this app, else ``end_user_not_found``."""
+    async with sessions() as session:
+        row = await session.scalar(
+            select(EndUser).where(EndUser.id == end_user_id, EndUser.app_id == app_id)
+        )
+    if row is None:
+        raise EndUserNotFound()
+    return {
+        "id": row.id,
+        "tenant_id": None,
+        "app_id": row.app_id,
+        "type": row.type,
+        "external_user_id": row.session_id,
+        "name": row.name,
+        "is_anonymous": row.is_anonymous,
+        "session_id": row.session_id,
+        "created_at": row.created_at.isoformat(timespec="seconds"),
+        "updated_at": row.updated_at.isoformat(timespec="seconds"),
+    }
