@@ -8,6 +8,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,28 +110,37 @@ def fake_model() -> FakeChatModel:
     return FakeChatModel(name="fake:echo")
 
 
-@pytest.fixture
-async def server(
-    database: Database, tmp_path: Path, fake_model: FakeChatModel
+@asynccontextmanager
+async def run_server(
+    database: Database,
+    tmp_path: Path,
+    fake_model: FakeChatModel,
+    app_id: str | None = None,
+    key: str | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Server]:
-    """parlour on a real socket, an app whose model is the scripted ``fake:echo``."""
+    """One parlour worker on a real socket. Without ``app_id`` it creates the app ``test``
+    (model: the scripted ``fake:echo``) and a key; with one, it serves the same database."""
     settings = Settings(
         data_dir=tmp_path,
         database_url=database.url,
         database_schema=database.schema,
         ping_interval=0.3,
         create_demo_app=False,
+        **overrides,
     )
     models = ModelRegistry()
     models.register("fake:echo", fake_model)
-    engine = database.engine()
-    async with make_sessionmaker(engine).begin() as session:
-        app_row = await apps_service.create_app(
-            session, "test", model="fake:echo", prompt="Be brief."
-        )
-        _, key = await apps_service.create_key(session, app_row)
-        app_id = app_row.id
-    await engine.dispose()
+    if app_id is None:
+        engine = database.engine()
+        async with make_sessionmaker(engine).begin() as session:
+            app_row = await apps_service.create_app(
+                session, "test", model="fake:echo", prompt="Be brief."
+            )
+            _, key = await apps_service.create_key(session, app_row)
+            app_id = app_row.id
+        await engine.dispose()
+    assert key is not None
     app = create_app(settings, models=models)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
@@ -141,10 +151,21 @@ async def server(
             task.result()
         await asyncio.sleep(0.01)
     base = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=base, timeout=20) as client:
-        yield Server(
-            base, client, app_id, key, models, fake_model, settings, app.state, database
-        )
-    await app.state.background.drain()
-    uv.should_exit = True
-    await task
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=20) as client:
+            yield Server(
+                base, client, app_id, key, models, fake_model, settings, app.state, database
+            )
+        await app.state.background.drain()
+    finally:
+        uv.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def server(
+    database: Database, tmp_path: Path, fake_model: FakeChatModel
+) -> AsyncIterator[Server]:
+    """parlour on a real socket, an app whose model is the scripted ``fake:echo``."""
+    async with run_server(database, tmp_path, fake_model) as running:
+        yield running

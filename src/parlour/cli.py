@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parlour.config import Settings
 from parlour.errors import ParlourError
+from parlour.services import appdef
 from parlour.services import apps as apps_service
 from parlour.services.setup import migrate as run_migrations
 from parlour.services.setup import prepare
@@ -21,12 +23,16 @@ from parlour.storage.db import make_engine, make_sessionmaker
 
 T = TypeVar("T")
 cli = typer.Typer(help="parlour: a Dify-compatible chat-app server.", no_args_is_help=True)
-apps_cli = typer.Typer(help="Create and list chat apps.", no_args_is_help=True)
+apps_cli = typer.Typer(
+    help="Create, list, import, export and update chat apps.", no_args_is_help=True
+)
 keys_cli = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 cli.add_typer(apps_cli, name="apps")
 cli.add_typer(keys_cli, name="keys")
 console = Console()
+err_console = Console(stderr=True)
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
+FileArg = typer.Argument(..., exists=True, dir_okay=False, help="Dify DSL or parlour app YAML.")
 
 
 def _in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -89,6 +95,7 @@ def serve(
         loop="uvloop",
         http="httptools",
         access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace),
     )
 
 
@@ -160,6 +167,70 @@ def keys_revoke(key_id: str, as_json: bool = JsonOpt) -> None:
         return apps_service.key_dict(await apps_service.revoke_key(session, key_id))
 
     _show([_in_session(work)], as_json, "key revoked")
+
+
+def _definition(file: Path) -> appdef.AppDefinition:
+    try:
+        return appdef.load(file.read_text(encoding="utf-8"))
+    except ParlourError as exc:
+        console.print(f"[red]error:[/red] {file}: {exc.message}")
+        raise typer.Exit(1) from None
+
+
+def _report(row: dict[str, Any], warnings: list[str], as_json: bool, title: str) -> None:
+    if as_json:
+        typer.echo(json.dumps([{**row, "warnings": warnings}], indent=2))
+        return
+    _show([row], False, title)
+    for warning in warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+@apps_cli.command("import")
+def apps_import(
+    file: Path = FileArg,
+    key: bool = typer.Option(False, "--key", help="Also create an API key (printed once)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create an app from a Dify DSL export (chat / agent-chat) or a parlour app file."""
+    definition = _definition(file)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        app = await appdef.create_from(session, definition)
+        row = apps_service.app_dict(app)
+        if key:
+            row["key"] = (await apps_service.create_key(session, app))[1]
+        return row
+
+    _report(_in_session(work), definition.warnings, as_json, "app imported")
+
+
+@apps_cli.command("update")
+def apps_update(
+    app: str = typer.Argument(..., help="App id or name."),
+    file: Path = FileArg,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Replace APP's definition; running servers use it from their next request."""
+    definition = _definition(file)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        return apps_service.app_dict(await appdef.update_from(session, app, definition))
+
+    _report(_in_session(work), definition.warnings, as_json, "app updated")
+
+
+@apps_cli.command("export")
+def apps_export(
+    app: str = typer.Argument(..., help="App id or name."),
+    fmt: str = typer.Option("parlour", "--format", help="parlour or dify (DSL)."),
+) -> None:
+    """Print APP's definition as YAML (the model api_key is left out)."""
+
+    async def work(session: AsyncSession) -> str:
+        return appdef.export(await apps_service.find_app(session, app), fmt)
+
+    typer.echo(_in_session(work), nl=False)
 
 
 def main() -> None:

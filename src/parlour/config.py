@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     # OpenAI-compatible endpoint; the SDK's own OPENAI_BASE_URL / OPENAI_API_KEY also work.
     openai_base_url: str = ""
     openai_api_key: str = ""
-    openai_timeout: float = 300.0
+    openai_timeout: float = 1200.0  # read timeout of the HTTP client (a backstop)
     model_prices: dict[str, ModelPrice] = Field(default_factory=dict)
 
     # embedded model
@@ -45,7 +45,16 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = 1_048_576
     ping_interval: float = 10.0
-    app_max_active_requests: int = 0  # 0 = unlimited
+    # active requests per app: the app's own limit, else this default; capped by the max
+    app_default_active_requests: int = 0  # 0 = unlimited
+    app_max_active_requests: int = 0  # 0 = no cap
+    end_user_rpm: int = 0  # requests per minute per end user; 0 = unlimited
+    # waiting on the model: first token, between tokens, and the whole run (Dify's 1200 s cap)
+    upstream_connect_timeout: float = 10.0
+    first_token_timeout: float = 300.0
+    token_timeout: float = 120.0
+    max_execution_time: float = 1200.0
+    shutdown_grace: float = 30.0  # seconds open streams get to finish on SIGTERM
     create_demo_app: bool = True
     db_pool_size: int = 10
 

@@ -4,26 +4,83 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from redis.asyncio import Redis
 from starlette.middleware.cors import CORSMiddleware
 
 from parlour import __version__
 from parlour.api import errors
-from parlour.api.routes import app_info, chat, conversations, feedbacks, index, messages
+from parlour.api.routes import app_info, chat, conversations, feedbacks, health, index, messages
 from parlour.config import Settings
 from parlour.providers.registry import ModelRegistry
 from parlour.services.apps import AppCache
 from parlour.services.background import Background
-from parlour.services.chat import ChatService, recover_interrupted
+from parlour.services.chat import ChatService
 from parlour.services.conversations import Conversations
 from parlour.services.end_users import EndUsers
+from parlour.services.limits import Limiter, LocalLimiter, RedisLimiter
 from parlour.services.messages import Messages
-from parlour.services.tasks import LocalTaskRegistry
+from parlour.services.tasks import LocalTaskRegistry, RedisTaskRegistry, TaskRegistry
+from parlour.services.workers import Workers, recover_interrupted
 from parlour.storage.db import make_engine, make_sessionmaker
 
 log = logging.getLogger("parlour")
+
+
+async def _build(
+    state: Any, settings: Settings, models: ModelRegistry | None, stack: AsyncExitStack
+) -> None:
+    """Every resource of a worker, on ``app.state``; ``stack`` closes them in reverse order."""
+    engine = make_engine(
+        settings.resolved_database_url(), settings.db_pool_size, settings.database_schema
+    )
+    stack.push_async_callback(engine.dispose)
+    sessions = make_sessionmaker(engine)
+    registry = models or ModelRegistry(
+        settings.openai_base_url,
+        settings.openai_api_key,
+        settings.openai_timeout,
+        {
+            "threads": settings.local_threads,
+            "n_ctx": settings.local_context,
+            "max_waiting": settings.local_queue,
+            "max_tokens": settings.local_max_tokens,
+        },
+        settings.upstream_connect_timeout,
+    )
+    stack.push_async_callback(registry.close)
+    redis = None
+    tasks: TaskRegistry = LocalTaskRegistry()
+    limiter: Limiter = LocalLimiter()
+    if settings.redis_url:
+        redis = Redis.from_url(
+            settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0,
+            health_check_interval=30,
+        )
+        stack.push_async_callback(redis.aclose)
+        tasks, limiter = RedisTaskRegistry(redis), RedisLimiter(redis)
+    await tasks.start()
+    stack.push_async_callback(tasks.close)
+    workers = Workers(redis)
+    await workers.start()
+    stack.push_async_callback(workers.close)
+    background = Background()
+    stack.push_async_callback(background.drain)
+    end_users = EndUsers(sessions)
+    state.settings, state.engine, state.sessions, state.redis = settings, engine, sessions, redis
+    state.models, state.background, state.tasks = registry, background, tasks
+    state.end_users, state.app_cache = end_users, AppCache()
+    state.chat = ChatService(
+        settings, sessions, registry, tasks, end_users, background, limiter, workers
+    )
+    state.conversations = Conversations(sessions, registry, end_users)
+    state.messages = Messages(sessions, registry, end_users)
+    recovered = await recover_interrupted(sessions, workers)
+    if recovered:
+        log.warning("marked %d interrupted message(s) as failed", recovered)
 
 
 def create_app(settings: Settings | None = None, models: ModelRegistry | None = None) -> FastAPI:
@@ -32,41 +89,9 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(
-            settings.resolved_database_url(), settings.db_pool_size, settings.database_schema
-        )
-        sessions = make_sessionmaker(engine)
-        registry = models or ModelRegistry(
-            settings.openai_base_url,
-            settings.openai_api_key,
-            settings.openai_timeout,
-            {
-                "threads": settings.local_threads,
-                "n_ctx": settings.local_context,
-                "max_waiting": settings.local_queue,
-                "max_tokens": settings.local_max_tokens,
-            },
-        )
-        background = Background()
-        tasks = LocalTaskRegistry()
-        end_users = EndUsers(sessions)
-        state = app.state
-        state.settings, state.engine, state.sessions = settings, engine, sessions
-        state.models, state.background, state.tasks = registry, background, tasks
-        state.end_users, state.app_cache = end_users, AppCache()
-        state.chat = ChatService(settings, sessions, registry, tasks, end_users, background)
-        state.conversations = Conversations(sessions, registry, end_users)
-        state.messages = Messages(sessions, registry, end_users)
-        recovered = await recover_interrupted(sessions)
-        if recovered:
-            log.warning("marked %d interrupted message(s) as failed", recovered)
-        try:
+        async with AsyncExitStack() as stack:
+            await _build(app.state, settings, models, stack)
             yield
-        finally:
-            await background.drain()
-            await tasks.close()
-            await registry.close()
-            await engine.dispose()
 
     app = FastAPI(
         title="parlour",
@@ -85,6 +110,7 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
         expose_headers=["X-Version", "X-Env", "X-Trace-Id"],
     )
     errors.install(app)
+    app.include_router(health.router)
     for module in (index, chat, conversations, messages, feedbacks, app_info):
         app.include_router(module.router, prefix="/v1")
     return app

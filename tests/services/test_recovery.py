@@ -6,7 +6,7 @@ import uuid
 
 from sqlalchemy import insert, select
 
-from parlour.services.chat import recover_interrupted
+from parlour.services.workers import recover_interrupted
 from parlour.storage.db import make_sessionmaker
 from parlour.storage.models import App, Conversation, EndUser, Message, utcnow
 from tests.conftest import Database

@@ -8,17 +8,19 @@ terminal ``error`` event. A client that goes away cancels the run (and so the mo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from parlour.errors import InternalError, ParlourError
+from parlour.errors import InternalError, ParlourError, ServiceUnavailable
 from parlour.pipeline.events import ErrorEvent, Event, MessageDelta, MessageEnd
 from parlour.services.chat import ChatRun
 
 PING = b"event: ping\n\n"
+SHUTDOWN = "The server is shutting down; the answer was cut short. Please retry."
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -128,17 +130,21 @@ class EventStreamResponse(Response):
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
                 last_sent = loop.time()
         except asyncio.CancelledError:
-            if not gone:
-                raise
-            main.uncancel()
-            return
+            if gone:
+                main.uncancel()
+                return
+            # the server is shutting down past its grace period: say so, then end
+            frame = self.framer.error_frame(ServiceUnavailable(SHUTDOWN))
+            with contextlib.suppress(Exception):
+                await send({"type": "http.response.body", "body": frame, "more_body": False})
+            raise
         except Exception:  # the run already turned its own errors into events
             frame = self.framer.error_frame(InternalError())
             await send({"type": "http.response.body", "body": frame, "more_body": True})
         finally:
             watcher.cancel()
             pinger.cancel()
-            await events.aclose()  # type: ignore[attr-defined]
+            await self.run.close()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
@@ -146,13 +152,16 @@ async def collect(run: ChatRun) -> dict[str, Any]:
     """The blocking body: the whole answer in one JSON object (or the run's error raised)."""
     parts: list[str] = []
     end: MessageEnd | None = None
-    async for event in run.events:
-        if type(event) is MessageDelta:
-            parts.append(event.answer)
-        elif type(event) is MessageEnd:
-            end = event
-        elif type(event) is ErrorEvent:
-            raise _as_error(event)
+    try:
+        async for event in run.events:
+            if type(event) is MessageDelta:
+                parts.append(event.answer)
+            elif type(event) is MessageEnd:
+                end = event
+            elif type(event) is ErrorEvent:
+                raise _as_error(event)
+    finally:
+        await run.close()
     assert end is not None
     return {
         "event": "message",

@@ -24,13 +24,16 @@ from parlour.providers.base import ChatMessage, Chunk, CompletionParams, Finish,
 from parlour.providers.tokens import count_tokens
 
 
-def make_client(base_url: str | None, api_key: str | None, timeout: float) -> openai.AsyncOpenAI:
+def make_client(
+    base_url: str | None, api_key: str | None, timeout: float, connect_timeout: float = 10.0
+) -> openai.AsyncOpenAI:
+    limits = openai.Timeout(timeout, connect=connect_timeout)
     return openai.AsyncOpenAI(
         base_url=base_url or None,
         api_key=api_key or "not-needed",
-        timeout=timeout,
+        timeout=limits,
         max_retries=0,
-        http_client=openai.DefaultAioHttpClient(timeout=timeout),
+        http_client=openai.DefaultAioHttpClient(timeout=limits),
     )
 
 

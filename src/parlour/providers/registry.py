@@ -22,12 +22,14 @@ class ModelRegistry:
         self,
         openai_base_url: str = "",
         openai_api_key: str = "",
-        timeout: float = 300.0,
+        timeout: float = 1200.0,
         local_options: dict[str, Any] | None = None,
+        connect_timeout: float = 10.0,
     ):
         self.openai_base_url = openai_base_url or os.environ.get("OPENAI_BASE_URL", "")
         self.openai_api_key = openai_api_key or os.environ.get("OPENAI_API_KEY", "")
         self.timeout = timeout
+        self.connect_timeout = connect_timeout
         self.local_options = local_options or {}
         self._clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
         self._models: dict[str, ChatModel] = {}
@@ -63,7 +65,7 @@ class ModelRegistry:
         token = api_key or self.openai_api_key
         client = self._clients.get((url, token))
         if client is None:
-            client = make_client(url, token, self.timeout)
+            client = make_client(url, token, self.timeout, self.connect_timeout)
             self._clients[(url, token)] = client
         return client
 

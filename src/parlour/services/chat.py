@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,12 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parlour.config import Settings
-from parlour.errors import ConversationNotExists, InternalError, ParlourError
+from parlour.errors import (
+    CompletionRequestError,
+    ConversationNotExists,
+    InternalError,
+    ParlourError,
+)
 from parlour.pipeline.events import ErrorEvent, Event, MessageDelta, MessageEnd
 from parlour.pipeline.prompt import fill
 from parlour.pipeline.turn import TurnInput, TurnState, run_turn
@@ -30,10 +35,12 @@ from parlour.services.apps import AppContext
 from parlour.services.background import Background
 from parlour.services.end_users import EndUsers
 from parlour.services.inputs import check_inputs
+from parlour.services.limits import Limiter
 from parlour.services.tasks import TaskHandle, TaskRegistry
 from parlour.services.titles import initial_name, name_conversation
 from parlour.services.usage import usage_dict
 from parlour.services.variables import prompt_values
+from parlour.services.workers import Workers
 from parlour.storage.models import Conversation, Message, utcnow
 
 log = logging.getLogger("parlour.chat")
@@ -59,6 +66,29 @@ class ChatRun:
     created_at: int
     mode: str
     events: AsyncIterator[Event]
+    handle: TaskHandle | None = None
+    abandon: Callable[[], Awaitable[None]] | None = None
+
+    async def close(self) -> None:
+        """Close the events; a run whose events were never read is settled here."""
+        never_started = self.handle is not None and self.handle.task is None
+        await self.events.aclose()  # type: ignore[attr-defined]
+        if never_started and self.abandon is not None:
+            await self.abandon()
+
+
+@dataclass(slots=True)
+class _Turn:
+    """What one running generation needs besides its events."""
+
+    turn: TurnInput
+    handle: TaskHandle
+    app_id: str
+    message_id: str
+    conversation_id: str
+    started: float
+    name_later: bool
+    slot: str | None
 
 
 class ChatService:
@@ -70,6 +100,8 @@ class ChatService:
         tasks: TaskRegistry,
         end_users: EndUsers,
         background: Background,
+        limiter: Limiter,
+        workers: Workers,
     ):
         self.settings = settings
         self.sessions = sessions
@@ -77,6 +109,14 @@ class ChatService:
         self.tasks = tasks
         self.end_users = end_users
         self.background = background
+        self.limiter = limiter
+        self.workers = workers
+
+    def active_limit(self, app: AppContext) -> int:
+        """Dify's rule: the smallest positive of (the app's limit or the default) and the cap."""
+        per_app = app.max_active_requests or self.settings.app_default_active_requests
+        positive = [n for n in (per_app, self.settings.app_max_active_requests) if n > 0]
+        return min(positive) if positive else 0
 
     def model_for(self, app: AppContext) -> ChatModel:
         m = app.config.model
@@ -91,6 +131,18 @@ class ChatService:
             app.config.user_input_form, cmd.inputs, partial=bool(cmd.conversation_id)
         )
         end_user_id = await self.end_users.resolve(app.id, cmd.user)
+        await self.limiter.hit(app.id, end_user_id, self.settings.end_user_rpm)
+        slot = await self.limiter.acquire(app.id, self.active_limit(app))
+        try:
+            return await self._start(app, cmd, model, end_user_id, slot)
+        except BaseException:
+            await self.limiter.release(app.id, slot)
+            raise
+
+    async def _start(
+        self, app: AppContext, cmd: ChatCommand, model: ChatModel, end_user_id: str,
+        slot: str | None,
+    ) -> ChatRun:
         started = time.perf_counter()
         now = utcnow()
         message_id, task_id = str(uuid.uuid4()), str(uuid.uuid4())
@@ -114,21 +166,30 @@ class ChatService:
                     id=message_id, app_id=app.id, conversation_id=conversation_id,
                     end_user_id=end_user_id, task_id=task_id, model=model.name,
                     query=cmd.query, inputs=inputs, status="running",
-                    created_at=now, updated_at=now,
+                    worker=self.workers.me, created_at=now, updated_at=now,
                 )
             )
             variables = await prompt_values(session, app.config, app.id, conversation_id, now)
         handle = await self.tasks.register(task_id, end_user_id)
-        turn = TurnInput(app.config, model, cmd.query, {**variables, **inputs}, history)
-        name_later = not cmd.conversation_id and cmd.auto_generate_name
-        events = self._events(turn, handle, message_id, conversation_id, started, name_later)
+        run = _Turn(
+            turn=TurnInput(app.config, model, cmd.query, {**variables, **inputs}, history),
+            handle=handle,
+            app_id=app.id,
+            message_id=message_id,
+            conversation_id=conversation_id,
+            started=started,
+            name_later=not cmd.conversation_id and cmd.auto_generate_name,
+            slot=slot,
+        )
         return ChatRun(
             task_id=task_id,
             message_id=message_id,
             conversation_id=conversation_id,
             created_at=int(now.timestamp()),
             mode=app.mode,
-            events=events,
+            events=self._events(run),
+            handle=handle,
+            abandon=lambda: self._settle(run, "", None, "stopped", "The client went away."),
         )
 
     async def _continue(
@@ -166,24 +227,20 @@ class ChatService:
         history.reverse()
         return inputs, history
 
-    async def _events(
-        self,
-        turn: TurnInput,
-        handle: TaskHandle,
-        message_id: str,
-        conversation_id: str,
-        started: float,
-        name_later: bool,
-    ) -> AsyncIterator[Event]:
+    async def _events(self, run: _Turn) -> AsyncIterator[Event]:
+        turn, handle, started = run.turn, run.handle, run.started
         handle.task = asyncio.current_task()
         state = turn.state = TurnState()
         parts: list[str] = []
         status, error, first_token = "normal", None, None
         usage: dict[str, Any] | None = None
         stream = run_turn(turn)
+        limits = self.settings
+        deadline = started + limits.max_execution_time
         try:
             while not handle.stopped:
-                event = await _next_delta(stream, handle)
+                wait = limits.token_timeout if parts else limits.first_token_timeout
+                event = await _next_delta(stream, handle, wait, deadline)
                 if event is None:
                     break
                 if first_token is None:
@@ -212,14 +269,26 @@ class ChatService:
             if usage is None:
                 latency = time.perf_counter() - started
                 usage = self._usage(turn, state, parts, latency, first_token)
-            await asyncio.shield(
-                self._finish(message_id, conversation_id, "".join(parts), usage, status, error)
-            )
-            await self.tasks.unregister(handle)
-            if name_later and status != "error":
+            await asyncio.shield(self._settle(run, "".join(parts), usage, status, error))
+            if run.name_later and status != "error":
                 self.background.spawn(
-                    name_conversation(self.sessions, turn.model, conversation_id, turn.query)
+                    name_conversation(self.sessions, turn.model, run.conversation_id, turn.query)
                 )
+
+    async def _settle(
+        self, run: _Turn, answer: str, usage: dict[str, Any] | None, status: str,
+        error: str | None,
+    ) -> None:
+        """Save the outcome, release the slot and forget the task (also for unread runs)."""
+        if usage is None:
+            usage = self._usage(run.turn, run.turn.state, [], 0.0, None)
+        try:
+            await self._finish(
+                run.message_id, run.conversation_id, answer, usage, status, error
+            )
+        finally:
+            await self.tasks.unregister(run.handle)
+            await self.limiter.release(run.app_id, run.slot)
 
     def _usage(
         self,
@@ -278,14 +347,24 @@ class ChatService:
 
 
 async def _next_delta(
-    stream: AsyncIterator[MessageDelta], handle: TaskHandle
+    stream: AsyncIterator[MessageDelta], handle: TaskHandle, wait: float, deadline: float
 ) -> MessageDelta | None:
-    """The next delta; ``None`` when the turn is over or a stop cancelled the model call."""
+    """The next delta; ``None`` when the turn is over, a stop cancelled the model call, or
+    the execution cap passed (Dify ends those like a stop). Raises when the model is silent
+    for longer than ``wait``."""
     handle.waiting = True
+    now = time.perf_counter()
+    capped = deadline - now <= wait
     try:
-        return await stream.__anext__()
+        async with asyncio.timeout(min(wait, max(deadline - now, 0.0))):
+            return await stream.__anext__()
     except StopAsyncIteration:
         return None
+    except TimeoutError:
+        if capped:
+            handle.stopped = True
+            return None
+        raise CompletionRequestError("The model did not answer in time.") from None
     except asyncio.CancelledError:
         if not handle.cancel_sent:
             raise  # the client went away: not ours to swallow
@@ -304,14 +383,3 @@ async def _absorb_stop(handle: TaskHandle) -> None:
             await asyncio.sleep(0)
         except asyncio.CancelledError:
             asyncio.current_task().uncancel()  # type: ignore[union-attr]
-
-
-async def recover_interrupted(sessions: async_sessionmaker[AsyncSession]) -> int:
-    """Messages left ``running`` by a crash are marked failed (run at start-up)."""
-    async with sessions.begin() as session:
-        result = await session.execute(
-            update(Message)
-            .where(Message.status == "running")
-            .values(status="error", error="Interrupted: the server stopped during generation.")
-        )
-    return int(getattr(result, "rowcount", 0) or 0)

@@ -7,7 +7,10 @@ serves several workers.
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+import logging
+from typing import Any, Protocol
+
+log = logging.getLogger("parlour.tasks")
 
 
 class TaskHandle:
@@ -38,12 +41,17 @@ class TaskRegistry(Protocol):
 
     async def unregister(self, handle: TaskHandle) -> None: ...
 
+    async def start(self) -> None: ...
+
     async def close(self) -> None: ...
 
 
 class LocalTaskRegistry:
     def __init__(self) -> None:
         self._tasks: dict[str, TaskHandle] = {}
+
+    async def start(self) -> None:
+        return None
 
     async def register(self, task_id: str, owner: str) -> TaskHandle:
         handle = TaskHandle(task_id, owner)
@@ -61,3 +69,75 @@ class LocalTaskRegistry:
 
     async def close(self) -> None:
         self._tasks.clear()
+
+
+class RedisTaskRegistry(LocalTaskRegistry):
+    """Several workers: who owns a task is kept in Redis; a stop is published to every worker,
+    and the worker running the task stops it. With Redis down, stops still work for tasks of
+    the worker that receives them (a warning is logged)."""
+
+    CHANNEL = "parlour:stop"
+
+    def __init__(self, redis: Any, ttl: int = 1800):
+        super().__init__()
+        self.redis = redis
+        self.ttl = ttl
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._listener = asyncio.get_running_loop().create_task(self._listen())
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+                await pubsub.subscribe(self.CHANNEL)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        await self._stop_local(_text(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("stop channel lost (%s); reconnecting", exc)
+                await asyncio.sleep(1.0)
+
+    async def _stop_local(self, data: str) -> None:
+        task_id, _, owner = data.partition(" ")
+        await super().stop(task_id, owner)
+
+    async def register(self, task_id: str, owner: str) -> TaskHandle:
+        handle = await super().register(task_id, owner)
+        try:
+            await self.redis.set(f"parlour:task:{task_id}", owner, ex=self.ttl)
+        except Exception as exc:
+            log.warning("task %s registered locally only: %s", task_id, exc)
+        return handle
+
+    async def stop(self, task_id: str, owner: str) -> None:
+        if task_id in self._tasks:
+            await super().stop(task_id, owner)
+            return
+        try:
+            if _text(await self.redis.get(f"parlour:task:{task_id}")) == owner:
+                await self.redis.publish(self.CHANNEL, f"{task_id} {owner}")
+        except Exception as exc:
+            log.warning("stop of %s not sent to other workers: %s", task_id, exc)
+
+    async def unregister(self, handle: TaskHandle) -> None:
+        await super().unregister(handle)
+        try:
+            await self.redis.delete(f"parlour:task:{handle.task_id}")
+        except Exception as exc:  # the key expires by itself
+            log.warning("task key %s left to expire: %s", handle.task_id, exc)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        await super().close()
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode()
+    return "" if value is None else str(value)
