@@ -95,6 +95,7 @@ def serve(
         loop="uvloop",
         http="httptools",
         access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace),
     )
 
 
