@@ -31,7 +31,7 @@ async def message_feedback(
 async def app_feedbacks(
     request: Request,
     app: CurrentApp,
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=1_000_000_000),
     limit: int = Query(20, ge=1, le=101),
 ) -> dict[str, Any]:
     result: dict[str, Any] = await request.app.state.messages.app_feedbacks(app, page, limit)
