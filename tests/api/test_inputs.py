@@ -89,3 +89,19 @@ async def test_streaming_request_with_bad_inputs_is_plain_json_error(server: Ser
         json={"query": "q", "user": "u", "response_mode": "streaming", "inputs": {"name": 1}},
     )
     assert r.status_code == 400 and r.headers["content-type"].startswith("application/json")
+
+
+async def test_later_inputs_are_stored_only_when_the_app_allows_it(server: Server) -> None:
+    form = [{"text-input": {"label": "Tone", "variable": "tone", "required": True}}]
+    await set_config(server, user_input_form=form, pre_prompt="Tone {{tone}}.")
+    for allowed, expected in ((False, "calm"), (True, "loud")):
+        await set_config(server, allow_inputs_update=allowed)
+        cid = (await server.chat("a", inputs={"tone": "calm"}, auto_generate_name=False)).json()[
+            "conversation_id"
+        ]
+        await server.chat("b", conversation_id=cid, inputs={"tone": "loud"})
+        assert server.fake.calls[-1][0].content == "Tone loud."  # this turn uses what was sent
+        r = await server.client.get("/v1/conversations", params={"user": "alice"},
+                                    headers=server.auth())
+        stored = next(c for c in r.json()["data"] if c["id"] == cid)["inputs"]
+        assert stored == {"tone": expected}, allowed
