@@ -1,0 +1,1 @@
+"""Retrieval: chunking, embedding, vector and hybrid search. No database, no HTTP."""
