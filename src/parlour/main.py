@@ -26,6 +26,7 @@ from parlour.services.messages import Messages
 from parlour.services.tasks import LocalTaskRegistry, RedisTaskRegistry, TaskRegistry
 from parlour.services.workers import Workers, recover_interrupted
 from parlour.storage.db import make_engine, make_sessionmaker
+from parlour.storage.hotpath import make_hot_path
 
 log = logging.getLogger("parlour")
 
@@ -39,6 +40,10 @@ async def _build(
     )
     stack.push_async_callback(engine.dispose)
     sessions = make_sessionmaker(engine)
+    hot = make_hot_path(
+        settings.resolved_database_url(), settings.database_schema, settings.db_pool_size
+    )
+    stack.push_async_callback(hot.close)
     registry = models or ModelRegistry(
         settings.openai_base_url,
         settings.openai_api_key,
@@ -71,10 +76,11 @@ async def _build(
     stack.push_async_callback(background.drain)
     end_users = EndUsers(sessions)
     state.settings, state.engine, state.sessions, state.redis = settings, engine, sessions, redis
+    state.hot = hot
     state.models, state.background, state.tasks = registry, background, tasks
     state.end_users, state.app_cache = end_users, AppCache()
     state.chat = ChatService(
-        settings, sessions, registry, tasks, end_users, background, limiter, workers
+        settings, sessions, registry, tasks, end_users, background, limiter, workers, hot
     )
     state.conversations = Conversations(sessions, registry, end_users)
     state.messages = Messages(sessions, registry, end_users)

@@ -25,9 +25,7 @@ M = TypeVar("M", bound=BaseModel)
 
 async def current_app(request: Request) -> AppContext:
     state = request.app.state
-    return await authenticate(
-        state.sessions, state.app_cache, request.headers.get("authorization")
-    )
+    return await authenticate(state.hot, state.app_cache, request.headers.get("authorization"))
 
 
 async def json_body(request: Request) -> dict[str, Any]:

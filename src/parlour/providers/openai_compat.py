@@ -72,11 +72,32 @@ class OpenAIChatModel:
             async with self.client.chat.completions.with_streaming_response.create(
                 **body
             ) as response:
-                async for line in response.iter_lines():
-                    for chunk in _parse_line(line):
+                rest = b""
+                async for data in response.iter_bytes():
+                    lines = (rest + data).split(b"\n")
+                    rest = lines.pop()
+                    for chunk in _parse_lines(lines):
                         yield chunk
+                for chunk in _parse_lines([rest]):
+                    yield chunk
         except openai.OpenAIError as exc:
             raise map_error(exc) from exc
+
+
+def _parse_lines(lines: list[bytes]) -> list[Chunk]:
+    """The chunks of the lines that arrived together; their text deltas become one delta
+    (a burst of tokens goes out as one event, not one event per token)."""
+    out: list[Chunk] = []
+    text: list[str] = []
+    for line in lines:
+        for chunk in _parse_line(line.decode("utf-8")):
+            if type(chunk) is TextDelta:
+                text.append(chunk.text)
+            else:
+                out.append(chunk)
+    if text:
+        out.insert(0, TextDelta("".join(text)))
+    return out
 
 
 def _parse_line(line: str) -> list[Chunk]:

@@ -11,10 +11,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from parlour.appconfig import AppConfig, ModelConfig
 from parlour.errors import Forbidden, InvalidParam, NotFound, Unauthorized
+from parlour.storage.hotpath import HotPath
 from parlour.storage.models import ApiKey, App, utcnow
 
 KEY_ALPHABET = string.ascii_letters + string.digits
@@ -42,54 +43,47 @@ class AppContext:
 
 
 class AppCache:
-    """Parsed app configs, keyed by (id, updated_at): validated once, not per request."""
+    """Parsed app configs, keyed by (id, updated_at): loaded and validated once per change,
+    not per request."""
 
     def __init__(self) -> None:
         self._configs: dict[str, tuple[datetime, AppConfig]] = {}
 
-    def config(self, app_id: str, updated_at: datetime, raw: dict[str, Any]) -> AppConfig:
+    def get(self, app_id: str, updated_at: datetime) -> AppConfig | None:
         hit = self._configs.get(app_id)
-        if hit is not None and hit[0] == updated_at:
-            return hit[1]
+        return hit[1] if hit is not None and hit[0] == updated_at else None
+
+    def put(self, app_id: str, updated_at: datetime, raw: dict[str, Any]) -> AppConfig:
         cfg = AppConfig.model_validate(raw)
         self._configs[app_id] = (updated_at, cfg)
         return cfg
 
 
-_AUTH = (
-    select(
-        App.id, App.name, App.description, App.mode, App.status, App.enable_api, App.config,
-        App.max_active_requests, App.updated_at,
-    )
-    .join(ApiKey, ApiKey.app_id == App.id)
-    .where(ApiKey.revoked_at.is_(None))
-)
+async def authenticate(hot: HotPath, cache: AppCache, header: str | None) -> AppContext:
+    """Check ``Authorization: Bearer app-…`` exactly as Dify does (messages included).
 
-
-async def authenticate(
-    sessions: async_sessionmaker[AsyncSession], cache: AppCache, header: str | None
-) -> AppContext:
-    """Check ``Authorization: Bearer app-…`` exactly as Dify does (messages included)."""
+    Every request reads the key's row, so a revoked key stops working at once."""
     if not header or " " not in header.strip():
         raise Unauthorized("Authorization header must be provided and start with 'Bearer'")
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer":
         raise Unauthorized("Authorization scheme must be 'Bearer'")
-    token = token.strip()
-    async with sessions() as session:
-        row = (await session.execute(_AUTH.where(ApiKey.key_hash == hash_key(token)))).first()
+    row = await hot.key(hash_key(token.strip()))
     if row is None:
         raise Unauthorized("Access token is invalid")
     if row.status != "normal":
         raise Forbidden("The app's status is abnormal.")
     if not row.enable_api:
         raise Forbidden("The app's API service has been disabled.")
+    config = cache.get(row.id, row.updated_at)
+    if config is None:
+        config = cache.put(row.id, row.updated_at, await hot.config(row.id))
     return AppContext(
         id=row.id,
         name=row.name,
         description=row.description,
         mode=row.mode,
-        config=cache.config(row.id, row.updated_at, row.config),
+        config=config,
         max_active_requests=row.max_active_requests,
     )
 

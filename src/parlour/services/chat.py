@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parlour.config import Settings
@@ -41,7 +40,8 @@ from parlour.services.titles import initial_name, name_conversation
 from parlour.services.usage import usage_dict
 from parlour.services.variables import prompt_values
 from parlour.services.workers import Workers
-from parlour.storage.models import Conversation, Message, utcnow
+from parlour.storage.hotpath import HotPath, NewTurn, Outcome
+from parlour.storage.models import utcnow
 
 log = logging.getLogger("parlour.chat")
 HISTORY_LIMIT = 50
@@ -102,6 +102,7 @@ class ChatService:
         background: Background,
         limiter: Limiter,
         workers: Workers,
+        hot: HotPath,
     ):
         self.settings = settings
         self.sessions = sessions
@@ -111,6 +112,7 @@ class ChatService:
         self.background = background
         self.limiter = limiter
         self.workers = workers
+        self.hot = hot
 
     def active_limit(self, app: AppContext) -> int:
         """Dify's rule: the smallest positive of (the app's limit or the default) and the cap."""
@@ -146,30 +148,26 @@ class ChatService:
         started = time.perf_counter()
         now = utcnow()
         message_id, task_id = str(uuid.uuid4()), str(uuid.uuid4())
-        async with self.sessions.begin() as session:
-            if cmd.conversation_id:
-                conversation_id = cmd.conversation_id
-                inputs, history = await self._continue(session, app, end_user_id, cmd, now)
-            else:
-                conversation_id = str(uuid.uuid4())
-                inputs, history = cmd.inputs, []
-                await session.execute(
-                    insert(Conversation).values(
-                        id=conversation_id, app_id=app.id, end_user_id=end_user_id,
-                        mode=app.mode, name=initial_name(cmd.query), inputs=inputs,
-                        introduction=fill(app.config.opening_statement, inputs),
-                        status="normal", created_at=now, updated_at=now,
-                    )
+        conversation_id = cmd.conversation_id or str(uuid.uuid4())
+        new = NewTurn(
+            app_id=app.id, end_user_id=end_user_id, conversation_id=conversation_id,
+            message_id=message_id, task_id=task_id, model=model.name, query=cmd.query,
+            inputs=cmd.inputs, worker=self.workers.me, now=now,
+            update_inputs=app.config.allow_inputs_update,
+        )
+        if not cmd.conversation_id:
+            new.mode, new.name = app.mode, initial_name(cmd.query)
+            new.introduction = fill(app.config.opening_statement, cmd.inputs)
+        opened = await self.hot.open_turn(new, HISTORY_LIMIT)
+        if opened is None:
+            raise ConversationNotExists()
+        inputs, history = opened
+        variables: dict[str, Any] = {}
+        if app.config.conversation_variables:
+            async with self.sessions.begin() as session:
+                variables = await prompt_values(
+                    session, app.config, app.id, conversation_id, now
                 )
-            await session.execute(
-                insert(Message).values(
-                    id=message_id, app_id=app.id, conversation_id=conversation_id,
-                    end_user_id=end_user_id, task_id=task_id, model=model.name,
-                    query=cmd.query, inputs=inputs, status="running",
-                    worker=self.workers.me, created_at=now, updated_at=now,
-                )
-            )
-            variables = await prompt_values(session, app.config, app.id, conversation_id, now)
         handle = await self.tasks.register(task_id, end_user_id)
         run = _Turn(
             turn=TurnInput(app.config, model, cmd.query, {**variables, **inputs}, history),
@@ -191,41 +189,6 @@ class ChatService:
             handle=handle,
             abandon=lambda: self._settle(run, "", None, "stopped", "The client went away."),
         )
-
-    async def _continue(
-        self, session: AsyncSession, app: AppContext, end_user_id: str, cmd: ChatCommand, now: Any
-    ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-        row = (
-            await session.execute(
-                select(Conversation.inputs).where(
-                    Conversation.id == cmd.conversation_id,
-                    Conversation.app_id == app.id,
-                    Conversation.end_user_id == end_user_id,
-                )
-            )
-        ).first()
-        if row is None:
-            raise ConversationNotExists()
-        stored: dict[str, Any] = row.inputs or {}
-        inputs = {**stored, **cmd.inputs} if cmd.inputs else stored
-        values: dict[str, Any] = {"updated_at": now}
-        if cmd.inputs and app.config.allow_inputs_update:
-            values["inputs"] = inputs
-        await session.execute(
-            update(Conversation).where(Conversation.id == cmd.conversation_id).values(**values)
-        )
-        rows = await session.execute(
-            select(Message.query, Message.answer)
-            .where(
-                Message.conversation_id == cmd.conversation_id,
-                Message.status.in_(("normal", "stopped")),
-            )
-            .order_by(Message.created_at.desc(), Message.id.desc())
-            .limit(HISTORY_LIMIT)
-        )
-        history = [(q, a) for q, a in rows.all() if a]
-        history.reverse()
-        return inputs, history
 
     async def _events(self, run: _Turn) -> AsyncIterator[Event]:
         turn, handle, started = run.turn, run.handle, run.started
@@ -283,9 +246,7 @@ class ChatService:
         if usage is None:
             usage = self._usage(run.turn, run.turn.state, [], 0.0, None)
         try:
-            await self._finish(
-                run.message_id, run.conversation_id, answer, usage, status, error
-            )
+            await self._finish(run.message_id, answer, usage, status, error)
         finally:
             await self.tasks.unregister(run.handle)
             await self.limiter.release(run.app_id, run.slot)
@@ -310,38 +271,15 @@ class ChatService:
     async def _finish(
         self,
         message_id: str,
-        conversation_id: str,
         answer: str,
         usage: dict[str, Any],
         status: str,
         error: str | None,
     ) -> None:
-        now = utcnow()
         try:
-            async with self.sessions.begin() as session:
-                await session.execute(
-                    update(Message)
-                    .where(Message.id == message_id)
-                    .values(
-                        answer=answer,
-                        prompt_tokens=usage["prompt_tokens"],
-                        completion_tokens=usage["completion_tokens"],
-                        prompt_unit_price=usage["prompt_unit_price"],
-                        completion_unit_price=usage["completion_unit_price"],
-                        price_unit=usage["prompt_price_unit"],
-                        total_price=usage["total_price"],
-                        currency=usage["currency"],
-                        latency=usage["latency"],
-                        status=status,
-                        error=error,
-                        updated_at=now,
-                    )
-                )
-                await session.execute(
-                    update(Conversation)
-                    .where(Conversation.id == conversation_id)
-                    .values(updated_at=now)
-                )
+            await self.hot.close_turn(
+                Outcome(message_id, answer, usage, status, error, utcnow())
+            )
         except Exception:
             log.exception("could not save message %s", message_id)
 

@@ -11,7 +11,8 @@ from sqlalchemy.pool import StaticPool
 
 def make_engine(url: str, pool_size: int = 10, schema: str = "") -> AsyncEngine:
     """``schema`` (PostgreSQL only) puts parlour's tables in that schema via search_path."""
-    kwargs: dict[str, Any] = {}
+    # sessions always end in an explicit commit or rollback: no extra reset on return
+    kwargs: dict[str, Any] = {"pool_reset_on_return": None}
     if url.startswith("sqlite"):
         if ":memory:" in url or url.endswith("://"):
             kwargs["poolclass"] = StaticPool

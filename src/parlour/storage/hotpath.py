@@ -1,0 +1,341 @@
+"""The statements every chat message runs, in plain SQL on the raw driver.
+
+A chat message costs three transactions: the key lookup, the rows written before the model is
+called, and the outcome written after. Through the ORM layer and aiosqlite's per-statement
+thread hops they cost more CPU than everything else in the request together, so they run
+here directly: on SQLite, one whole transaction per hop to one database thread (which also
+serialises writers, as SQLite wants); on PostgreSQL, asyncpg's prepared statements. The
+tables, columns and value formats are exactly the ORM's (storage/models.py), so both layers
+read each other's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import orjson
+from sqlalchemy.engine import make_url
+
+_AUTH = (
+    "SELECT a.id, a.name, a.description, a.mode, a.status, a.enable_api,"
+    " a.max_active_requests, a.updated_at FROM api_keys k JOIN apps a ON a.id = k.app_id"
+    " WHERE k.key_hash = {0} AND k.revoked_at IS NULL"
+)
+_CONFIG = "SELECT config FROM apps WHERE id = {0}"
+_CONVERSATION = (
+    "SELECT inputs FROM conversations WHERE id = {0} AND app_id = {1} AND end_user_id = {2}"
+)
+_TOUCH = "UPDATE conversations SET updated_at = {0} WHERE id = {1}"
+_TOUCH_INPUTS = "UPDATE conversations SET updated_at = {0}, inputs = {1} WHERE id = {2}"
+_HISTORY = (
+    "SELECT query, answer FROM messages WHERE conversation_id = {0}"
+    " AND status IN ('normal', 'stopped') ORDER BY created_at DESC, id DESC LIMIT {1}"
+)
+_NEW_CONVERSATION = (
+    "INSERT INTO conversations (id, app_id, end_user_id, mode, name, inputs, introduction,"
+    " status, created_at, updated_at)"
+    " VALUES ({0}, {1}, {2}, {3}, {4}, {5}, {6}, 'normal', {7}, {7})"
+)
+_NEW_MESSAGE = (
+    "INSERT INTO messages (id, app_id, conversation_id, end_user_id, task_id, model, query,"
+    " answer, inputs, prompt_tokens, completion_tokens, prompt_unit_price,"
+    " completion_unit_price, price_unit, total_price, currency, latency, status, worker,"
+    " created_at, updated_at) VALUES ({0}, {1}, {2}, {3}, {4}, {5}, {6}, '', {7}, 0, 0, '0',"
+    " '0', '0.001', '0', 'USD', 0, 'running', {8}, {9}, {9})"
+)
+_FINISH = (
+    "UPDATE messages SET answer = {0}, prompt_tokens = {1}, completion_tokens = {2},"
+    " prompt_unit_price = {3}, completion_unit_price = {4}, price_unit = {5},"
+    " total_price = {6}, currency = {7}, latency = {8}, status = {9}, error = {10},"
+    " updated_at = {11} WHERE id = {12}"
+)
+
+
+def _sql(template: str, marks: list[str]) -> str:
+    return template.format(*marks)
+
+
+@dataclass(slots=True)
+class KeyRow:
+    id: str
+    name: str
+    description: str
+    mode: str
+    status: str
+    enable_api: bool
+    max_active_requests: int
+    updated_at: datetime
+
+
+@dataclass(slots=True)
+class NewTurn:
+    """The rows written before the model is called."""
+
+    app_id: str
+    end_user_id: str
+    conversation_id: str
+    message_id: str
+    task_id: str
+    model: str
+    query: str
+    inputs: dict[str, Any]
+    worker: str
+    now: datetime
+    # a new conversation carries these; a continued one leaves name None
+    mode: str = "chat"
+    name: str | None = None
+    introduction: str = ""
+    update_inputs: bool = False
+
+
+@dataclass(slots=True)
+class Outcome:
+    message_id: str
+    answer: str
+    usage: dict[str, Any]
+    status: str
+    error: str | None
+    now: datetime
+
+
+class HotPath(Protocol):
+    async def key(self, key_hash: str) -> KeyRow | None: ...
+
+    async def config(self, app_id: str) -> dict[str, Any]: ...
+
+    async def open_turn(
+        self, turn: NewTurn, history_limit: int
+    ) -> tuple[dict[str, Any], list[tuple[str, str]]] | None: ...
+
+    async def close_turn(self, outcome: Outcome) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def _outcome_params(o: Outcome) -> list[Any]:
+    u = o.usage
+    return [
+        o.answer, u["prompt_tokens"], u["completion_tokens"], u["prompt_unit_price"],
+        u["completion_unit_price"], u["prompt_price_unit"], u["total_price"], u["currency"],
+        u["latency"], o.status, o.error,
+    ]
+
+
+# --- SQLite ------------------------------------------------------------------------------------
+
+
+def _sqlite_time(value: datetime) -> str:
+    """The ORM's SQLite DATETIME text: ``YYYY-MM-DD HH:MM:SS.ffffff``."""
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+class SqliteHotPath:
+    def __init__(self, path: str):
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._conn: sqlite3.Connection | None = None
+        q = ["?"] * 13
+        self._auth, self._config = _sql(_AUTH, q), _sql(_CONFIG, q)
+        self._conversation, self._history = _sql(_CONVERSATION, q), _sql(_HISTORY, q)
+        self._touch, self._touch_inputs = _sql(_TOUCH, q), _sql(_TOUCH_INPUTS, q)
+        self._new_conversation = _sql(_NEW_CONVERSATION, [f"?{i}" for i in range(1, 9)])
+        self._new_message = _sql(_NEW_MESSAGE, [f"?{i}" for i in range(1, 11)])
+        self._finish = _sql(_FINISH, q)
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = conn
+        return self._conn
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _key(self, key_hash: str) -> KeyRow | None:
+        row = self._db().execute(self._auth, (key_hash,)).fetchone()
+        if row is None:
+            return None
+        return KeyRow(
+            row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6],
+            datetime.fromisoformat(row[7]),
+        )
+
+    async def key(self, key_hash: str) -> KeyRow | None:
+        result: KeyRow | None = await self._run(self._key, key_hash)
+        return result
+
+    def _config_of(self, app_id: str) -> dict[str, Any]:
+        row = self._db().execute(self._config, (app_id,)).fetchone()
+        return {} if row is None else dict(orjson.loads(row[0]))
+
+    async def config(self, app_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._run(self._config_of, app_id)
+        return result
+
+    def _open(
+        self, t: NewTurn, limit: int
+    ) -> tuple[dict[str, Any], list[tuple[str, str]]] | None:
+        db = self._db()
+        now = _sqlite_time(t.now)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            inputs, history = t.inputs, []
+            if t.name is None:
+                row = db.execute(
+                    self._conversation, (t.conversation_id, t.app_id, t.end_user_id)
+                ).fetchone()
+                if row is None:
+                    db.execute("ROLLBACK")
+                    return None
+                stored = orjson.loads(row[0]) if row[0] else {}
+                inputs = {**stored, **t.inputs} if t.inputs else stored
+                if t.inputs and t.update_inputs:
+                    db.execute(
+                        self._touch_inputs, (now, orjson.dumps(inputs).decode(), t.conversation_id)
+                    )
+                else:
+                    db.execute(self._touch, (now, t.conversation_id))
+                rows = db.execute(self._history, (t.conversation_id, limit)).fetchall()
+                history = [(q, a) for q, a in reversed(rows) if a]
+            else:
+                db.execute(self._new_conversation, (
+                    t.conversation_id, t.app_id, t.end_user_id, t.mode, t.name,
+                    orjson.dumps(inputs).decode(), t.introduction, now,
+                ))
+            db.execute(self._new_message, (
+                t.message_id, t.app_id, t.conversation_id, t.end_user_id, t.task_id, t.model,
+                t.query, orjson.dumps(inputs).decode(), t.worker, now,
+            ))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return inputs, history
+
+    async def open_turn(
+        self, turn: NewTurn, history_limit: int
+    ) -> tuple[dict[str, Any], list[tuple[str, str]]] | None:
+        result = await self._run(self._open, turn, history_limit)
+        return result  # type: ignore[no-any-return]
+
+    def _close(self, o: Outcome) -> None:
+        params = [*_outcome_params(o), _sqlite_time(o.now), o.message_id]
+        self._db().execute(self._finish, params)
+
+    async def close_turn(self, outcome: Outcome) -> None:
+        await self._run(self._close, outcome)
+
+    async def close(self) -> None:
+        def shut() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await self._run(shut)
+        self._executor.shutdown(wait=True)
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------
+
+
+class PostgresHotPath:
+    def __init__(self, url: str, schema: str = "", pool_size: int = 10):
+        sa_url = make_url(url)
+        self.dsn = sa_url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.schema = schema
+        self.pool_size = pool_size
+        self._pool: Any = None
+        self._lock = asyncio.Lock()
+        d = [f"${i}" for i in range(1, 14)]
+        self._auth, self._config = _sql(_AUTH, d), _sql(_CONFIG, d)
+        self._conversation, self._history = _sql(_CONVERSATION, d), _sql(_HISTORY, d)
+        self._touch = _sql(_TOUCH, d)
+        self._touch_inputs = _sql(_TOUCH_INPUTS, ["$1", "$2::json", "$3"])
+        self._new_conversation = _sql(
+            _NEW_CONVERSATION, ["$1", "$2", "$3", "$4", "$5", "$6::json", "$7", "$8"]
+        )
+        self._new_message = _sql(
+            _NEW_MESSAGE, ["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8::json", "$9", "$10"]
+        )
+        self._finish = _sql(_FINISH, d)
+
+    async def _get_pool(self) -> Any:
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    import asyncpg
+
+                    settings = {"search_path": self.schema} if self.schema else None
+                    self._pool = await asyncpg.create_pool(
+                        self.dsn, min_size=1, max_size=self.pool_size, server_settings=settings
+                    )
+        return self._pool
+
+    async def key(self, key_hash: str) -> KeyRow | None:
+        pool = await self._get_pool()
+        row = await pool.fetchrow(self._auth, key_hash)
+        return None if row is None else KeyRow(*row)
+
+    async def config(self, app_id: str) -> dict[str, Any]:
+        pool = await self._get_pool()
+        raw = await pool.fetchval(self._config, app_id)
+        return {} if raw is None else dict(orjson.loads(raw))
+
+    async def open_turn(
+        self, t: NewTurn, history_limit: int
+    ) -> tuple[dict[str, Any], list[tuple[str, str]]] | None:
+        pool = await self._get_pool()
+        async with pool.acquire() as conn, conn.transaction():
+            inputs, history = t.inputs, []
+            if t.name is None:
+                raw = await conn.fetchrow(
+                    self._conversation, t.conversation_id, t.app_id, t.end_user_id
+                )
+                if raw is None:
+                    return None
+                stored = orjson.loads(raw[0]) if raw[0] else {}
+                inputs = {**stored, **t.inputs} if t.inputs else stored
+                if t.inputs and t.update_inputs:
+                    await conn.execute(
+                        self._touch_inputs, t.now, orjson.dumps(inputs).decode(),
+                        t.conversation_id,
+                    )
+                else:
+                    await conn.execute(self._touch, t.now, t.conversation_id)
+                rows = await conn.fetch(self._history, t.conversation_id, history_limit)
+                history = [(r[0], r[1]) for r in reversed(rows) if r[1]]
+            else:
+                await conn.execute(
+                    self._new_conversation, t.conversation_id, t.app_id, t.end_user_id, t.mode,
+                    t.name, orjson.dumps(inputs).decode(), t.introduction, t.now,
+                )
+            await conn.execute(
+                self._new_message, t.message_id, t.app_id, t.conversation_id, t.end_user_id,
+                t.task_id, t.model, t.query, orjson.dumps(inputs).decode(), t.worker, t.now,
+            )
+        return inputs, history
+
+    async def close_turn(self, o: Outcome) -> None:
+        pool = await self._get_pool()
+        await pool.execute(self._finish, *_outcome_params(o), o.now, o.message_id)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+def make_hot_path(url: str, schema: str = "", pool_size: int = 10) -> HotPath:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ":memory:"
+        return SqliteHotPath(database)
+    return PostgresHotPath(url, schema, pool_size)
