@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,12 @@ class Settings(BaseSettings):
     openai_base_url: str = ""
     openai_api_key: str = ""
     openai_timeout: float = 1200.0  # read timeout of the HTTP client (a backstop)
+    openai_client: Literal["aiohttp", "sdk"] = "aiohttp"  # plain aiohttp, or the openai SDK
+    # knowledge: embedding model of new knowledge bases (local:all-MiniLM-L6-v2 or openai:MODEL);
+    # the endpoint defaults to the OpenAI settings above
+    embedding_model: str = "local:all-MiniLM-L6-v2"
+    embedding_base_url: str = ""
+    embedding_api_key: str = ""
     model_prices: dict[str, ModelPrice] = Field(default_factory=dict)
 
     # embedded model

@@ -55,6 +55,7 @@ async def _build(
             "max_tokens": settings.local_max_tokens,
         },
         settings.upstream_connect_timeout,
+        settings.openai_client,
     )
     stack.push_async_callback(registry.close)
     redis = None

@@ -47,27 +47,10 @@ class OpenAIChatModel:
     def count_tokens(self, text: str) -> int:
         return count_tokens(text)
 
-    def _body(self, messages: list[ChatMessage], params: CompletionParams) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        if params.temperature is not None:
-            body["temperature"] = params.temperature
-        if params.top_p is not None:
-            body["top_p"] = params.top_p
-        if params.max_tokens:
-            body["max_tokens"] = params.max_tokens
-        if params.stop:
-            body["stop"] = params.stop
-        return body
-
     async def stream(
         self, messages: list[ChatMessage], params: CompletionParams
     ) -> AsyncIterator[Chunk]:
-        body = self._body(messages, params)
+        body = request_body(self.model, messages, params)
         try:
             async with self.client.chat.completions.with_streaming_response.create(
                 **body
@@ -82,6 +65,26 @@ class OpenAIChatModel:
                     yield chunk
         except openai.OpenAIError as exc:
             raise map_error(exc) from exc
+
+
+def request_body(
+    model: str, messages: list[ChatMessage], params: CompletionParams
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": m.role, "content": m.content} for m in messages],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if params.temperature is not None:
+        body["temperature"] = params.temperature
+    if params.top_p is not None:
+        body["top_p"] = params.top_p
+    if params.max_tokens:
+        body["max_tokens"] = params.max_tokens
+    if params.stop:
+        body["stop"] = params.stop
+    return body
 
 
 def _parse_lines(lines: list[bytes]) -> list[Chunk]:

@@ -11,6 +11,7 @@ from parlour.errors import ProviderNotInitialize
 from parlour.providers.base import ChatModel
 from parlour.providers.fake import FakeChatModel
 from parlour.providers.openai_compat import OpenAIChatModel, make_client
+from parlour.providers.openai_http import OpenAIHttpClient, OpenAIHttpModel
 
 PROVIDERS = ("openai", "local", "fake")
 
@@ -25,11 +26,14 @@ class ModelRegistry:
         timeout: float = 1200.0,
         local_options: dict[str, Any] | None = None,
         connect_timeout: float = 10.0,
+        client: str = "aiohttp",
     ):
         self.openai_base_url = openai_base_url or os.environ.get("OPENAI_BASE_URL", "")
         self.openai_api_key = openai_api_key or os.environ.get("OPENAI_API_KEY", "")
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.client_kind = client
+        self._http: dict[tuple[str, str], OpenAIHttpClient] = {}
         self.local_options = local_options or {}
         self._clients: dict[tuple[str, str], openai.AsyncOpenAI] = {}
         self._models: dict[str, ChatModel] = {}
@@ -48,7 +52,9 @@ class ModelRegistry:
     def _build(self, spec: str, base_url: str, api_key: str) -> ChatModel:
         provider, _, name = spec.partition(":")
         if provider == "openai" and name:
-            return OpenAIChatModel(self._client(base_url, api_key), name)
+            if self.client_kind == "sdk":
+                return OpenAIChatModel(self._client(base_url, api_key), name)
+            return OpenAIHttpModel(self._http_client(base_url, api_key), name)
         if provider == "local":
             from parlour.providers.llama_cpp import LlamaCppModel
 
@@ -60,9 +66,20 @@ class ModelRegistry:
             + ", ".join(f"{p}:MODEL" for p in PROVIDERS)
         )
 
-    def _client(self, base_url: str, api_key: str) -> openai.AsyncOpenAI:
+    def _endpoint(self, base_url: str, api_key: str) -> tuple[str, str]:
         url = base_url or self.openai_base_url or "https://api.openai.com/v1"
-        token = api_key or self.openai_api_key
+        return url, api_key or self.openai_api_key
+
+    def _http_client(self, base_url: str, api_key: str) -> OpenAIHttpClient:
+        key = self._endpoint(base_url, api_key)
+        client = self._http.get(key)
+        if client is None:
+            client = OpenAIHttpClient(*key, self.timeout, self.connect_timeout)
+            self._http[key] = client
+        return client
+
+    def _client(self, base_url: str, api_key: str) -> openai.AsyncOpenAI:
+        url, token = self._endpoint(base_url, api_key)
         client = self._clients.get((url, token))
         if client is None:
             client = make_client(url, token, self.timeout, self.connect_timeout)
@@ -73,6 +90,9 @@ class ModelRegistry:
         for client in self._clients.values():
             await client.close()
         self._clients.clear()
+        for http in self._http.values():
+            await http.close()
+        self._http.clear()
         for model in self._models.values():
             close = getattr(model, "close", None)
             if close is not None:

@@ -235,7 +235,7 @@ class ChatService:
             await asyncio.shield(self._settle(run, "".join(parts), usage, status, error))
             if run.name_later and status != "error":
                 self.background.spawn(
-                    name_conversation(self.sessions, turn.model, run.conversation_id, turn.query)
+                    name_conversation(self.hot, turn.model, run.conversation_id, turn.query)
                 )
 
     async def _settle(

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import logging
 
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from parlour.providers.base import ChatMessage, ChatModel, CompletionParams, complete
-from parlour.storage.models import Conversation, utcnow
+from parlour.storage.hotpath import HotPath
+from parlour.storage.models import utcnow
 
 log = logging.getLogger("parlour.titles")
 
@@ -48,7 +46,7 @@ async def generate_title(model: ChatModel, query: str) -> str:
 
 
 async def name_conversation(
-    sessions: async_sessionmaker[AsyncSession], model: ChatModel, conversation_id: str, query: str
+    hot: HotPath, model: ChatModel, conversation_id: str, query: str
 ) -> str | None:
     """Ask the model for a title and store it; on failure keep the current name."""
     try:
@@ -56,10 +54,5 @@ async def name_conversation(
     except Exception as exc:  # a title is best effort: never fail the conversation for it
         log.info("title generation failed for %s: %s", conversation_id, exc)
         return None
-    async with sessions.begin() as session:
-        await session.execute(
-            update(Conversation)
-            .where(Conversation.id == conversation_id)
-            .values(name=title, updated_at=utcnow())
-        )
+    await hot.rename(conversation_id, title, utcnow())
     return title

@@ -31,6 +31,7 @@ _CONVERSATION = (
     "SELECT inputs FROM conversations WHERE id = {0} AND app_id = {1} AND end_user_id = {2}"
 )
 _TOUCH = "UPDATE conversations SET updated_at = {0} WHERE id = {1}"
+_RENAME = "UPDATE conversations SET name = {0}, updated_at = {1} WHERE id = {2}"
 _TOUCH_INPUTS = "UPDATE conversations SET updated_at = {0}, inputs = {1} WHERE id = {2}"
 _HISTORY = (
     "SELECT query, answer FROM messages WHERE conversation_id = {0}"
@@ -114,6 +115,8 @@ class HotPath(Protocol):
 
     async def close_turn(self, outcome: Outcome) -> None: ...
 
+    async def rename(self, conversation_id: str, name: str, now: datetime) -> None: ...
+
     async def close(self) -> None: ...
 
 
@@ -146,6 +149,7 @@ class SqliteHotPath:
         self._new_conversation = _sql(_NEW_CONVERSATION, [f"?{i}" for i in range(1, 9)])
         self._new_message = _sql(_NEW_MESSAGE, [f"?{i}" for i in range(1, 11)])
         self._finish = _sql(_FINISH, q)
+        self._rename = _sql(_RENAME, q)
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -233,6 +237,12 @@ class SqliteHotPath:
     async def close_turn(self, outcome: Outcome) -> None:
         await self._run(self._close, outcome)
 
+    def _rename_sync(self, conversation_id: str, name: str, now: datetime) -> None:
+        self._db().execute(self._rename, (name, _sqlite_time(now), conversation_id))
+
+    async def rename(self, conversation_id: str, name: str, now: datetime) -> None:
+        await self._run(self._rename_sync, conversation_id, name, now)
+
     async def close(self) -> None:
         def shut() -> None:
             if self._conn is not None:
@@ -266,6 +276,7 @@ class PostgresHotPath:
             _NEW_MESSAGE, ["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8::json", "$9", "$10"]
         )
         self._finish = _sql(_FINISH, d)
+        self._rename = _sql(_RENAME, d)
 
     async def _get_pool(self) -> Any:
         if self._pool is None:
@@ -326,6 +337,10 @@ class PostgresHotPath:
     async def close_turn(self, o: Outcome) -> None:
         pool = await self._get_pool()
         await pool.execute(self._finish, *_outcome_params(o), o.now, o.message_id)
+
+    async def rename(self, conversation_id: str, name: str, now: datetime) -> None:
+        pool = await self._get_pool()
+        await pool.execute(self._rename, name, now, conversation_id)
 
     async def close(self) -> None:
         if self._pool is not None:
