@@ -109,7 +109,12 @@ def _parse_line(line: str) -> list[Chunk]:
     data = line[5:].strip()
     if not data or data == "[DONE]":
         return []
-    obj = orjson.loads(data)
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise CompletionRequestError(f"Malformed chunk from the model: {data[:200]}") from None
+    if not isinstance(obj, dict):
+        raise CompletionRequestError(f"Malformed chunk from the model: {data[:200]}")
     if obj.get("error"):
         err = obj["error"]
         raise CompletionRequestError(str(err.get("message") if isinstance(err, dict) else err))

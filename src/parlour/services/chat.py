@@ -41,7 +41,7 @@ from parlour.services.usage import usage_dict
 from parlour.services.variables import prompt_values
 from parlour.services.workers import Workers
 from parlour.storage.hotpath import HotPath, NewTurn, Outcome
-from parlour.storage.models import utcnow
+from parlour.storage.models import epoch, utcnow
 
 log = logging.getLogger("parlour.chat")
 HISTORY_LIMIT = 50
@@ -183,7 +183,7 @@ class ChatService:
             task_id=task_id,
             message_id=message_id,
             conversation_id=conversation_id,
-            created_at=int(now.timestamp()),
+            created_at=epoch(now),
             mode=app.mode,
             events=self._events(run),
             handle=handle,
