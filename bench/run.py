@@ -232,6 +232,7 @@ def matrix(a: argparse.Namespace, label: str, out: Path, *, base_url: str, api_k
         cmd += ["--extra-pids", *extra_pids]
     if extra:
         cmd.append(f"--extra={extra}")
+    cmd.append(f"--loadgen-args=--meta rev={code_rev()}")
     cmd += a.matrix_args
     log(f"matrix {label}" + (f" extra={extra}" if extra else ""))
     wait_ports_free([a.mock_port] + ([a.baseline_port] if start_baseline else []), a.port_wait)
@@ -293,15 +294,34 @@ def profile(a: argparse.Namespace) -> None:
                                     preexec_fn=pre)
             time.sleep(4)  # past the warm-up
             log(f"py-spy record ({tag}) for {a.profile_seconds}s")
-            subprocess.run([spy, "record", "-p", str(pid), "-d", str(a.profile_seconds), "-r", "200",
-                            "--format", "raw", "-o", str(raw), "--nonblocking"],
+            t0 = thread_cpu(pid)
+            subprocess.run([spy, "record", "-p", str(pid), "-d", str(a.profile_seconds), "-r", "100",
+                            "--format", "raw", "--threads", "--nonblocking", "-o", str(raw)],
                            preexec_fn=pre, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            t1 = thread_cpu(pid)
             line = load.communicate()[0].strip().splitlines()[-1]
-            results[tag] = {"load": json.loads(line), "raw": raw}
+            split = {"main": t1.get(pid, 0) - t0.get(pid, 0),
+                     "other threads": sum(v - t0.get(t, 0) for t, v in t1.items() if t != pid)}
+            results[tag] = {"load": json.loads(line), "raw": raw, "threads": split,
+                            "seconds": a.profile_seconds}
     finally:
         p.close()
         stop(mock)
     write_profile(a, results)
+
+
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each thread of pid (from /proc)."""
+    out = {}
+    clk = os.sysconf("SC_CLK_TCK")
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            s = open(f"/proc/{pid}/task/{t}/stat", "rb").read()
+        except OSError:
+            continue
+        rest = s[s.rfind(b")") + 2:].split()
+        out[int(t)] = (int(rest[11]) + int(rest[12])) / clk
+    return out
 
 
 def frame_name(frame: str) -> str:
@@ -315,27 +335,45 @@ def frame_name(frame: str) -> str:
     return f"{fn} ({path})"
 
 
-def summarize(raw: Path, top: int = 25) -> tuple[int, list, list, list]:
+STARTUP = ("<module> (parlour)", "main (parlour/cli.py)", "serve (parlour/cli.py)", "Runner.run (asyncio/",
+           "run (uvicorn/main.py)", "asyncio_run (uvicorn/", "Server.run (uvicorn/server.py)") + tuple(
+    f"{fn} (typer/" for fn in ("_main", "Typer.__call__", "get_callback.<locals>.wrapper", "TyperGroup.invoke",
+                               "TyperGroup.main")) + ("Context.invoke (typer/", "Command.__call__ (typer/",
+                                                      "Command.invoke (typer/")
+
+
+def summarize(raw: Path) -> dict:
+    """Main-thread (event loop) samples only: py-spy counts aiosqlite's worker threads, blocked
+    in SimpleQueue.get, as active, while /proc shows them nearly idle."""
     own: collections.Counter = collections.Counter()
     total: collections.Counter = collections.Counter()
-    files: collections.Counter = collections.Counter()
+    pkgs: collections.Counter = collections.Counter()
+    threads: collections.Counter = collections.Counter()
     n = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         c = int(count)
-        frames = [frame_name(f) for f in stack.split(";") if " (" in f]
+        head, _, rest = stack.partition(";")
+        name = head.split(": ", 1)[-1]
+        threads[name.split(" (")[0] if "(" in name else name] += c
+        if name != "MainThread":
+            continue
+        frames = [frame_name(f) for f in rest.split(";") if " (" in f]
         if not frames:
             continue
         n += c
         own[frames[-1]] += c
         for f in set(frames):
             total[f] += c
-        # the owning package of the leaf frame
         leaf = frames[-1].rsplit("(", 1)[1].rstrip(")")
-        files[leaf.split("/", 1)[0] if "/" in leaf else leaf] += c
-    return n, own.most_common(top), total.most_common(top), files.most_common(15)
+        pkgs[leaf.split("/", 1)[0] if "/" in leaf else leaf] += c
+    # the start-up chain down to the event loop says nothing
+    chain = {f for f in total if f.startswith(STARTUP)}
+    return {"n": n, "own": own.most_common(25), "pkgs": pkgs.most_common(15), "threads": threads,
+            "total": [(f, c) for f, c in total.most_common() if f not in chain][:30],
+            "parlour": [(f, c) for f, c in total.most_common() if "(parlour/" in f and f not in chain][:25]}
 
 
 def write_profile(a: argparse.Namespace, results: dict[str, dict]) -> None:
@@ -344,37 +382,62 @@ def write_profile(a: argparse.Namespace, results: dict[str, dict]) -> None:
         "",
         f"Generated by `bench/run.py --profile` on {dt.datetime.now():%Y-%m-%d %H:%M}, commit {git_rev()}.",
         f"parlour on SQLite, pinned to CPU {a.sut_cpus}; mock ({a.tokens} tokens, 0 ms) and loadgen on "
-        f"CPU {a.aux_cpus}; streaming, C=16, each request a new conversation; py-spy "
-        f"`record --nonblocking -r 200 --format raw` for {a.profile_seconds} s (active samples only, all "
-        "threads; aiosqlite's connection threads included). Percentages are of all samples.",
+        f"CPU {a.aux_cpus}; streaming, C=16, each request a new conversation; "
+        f"`py-spy record --nonblocking --threads -r 100 --format raw` for {a.profile_seconds} s.",
+        "",
+        "Only the main thread (the event loop) is analysed: /proc shows it uses nearly all of the "
+        "process's CPU (split below), while py-spy reports aiosqlite's worker threads as busy when "
+        "they are blocked waiting for work. Percentages are of the main thread's active samples; "
+        "`ms/req` = that share of the main thread's CPU time per request during the window. "
+        "`Runner.run` self time is native code under the loop (uvloop's socket I/O, callbacks).",
         "",
     ]
     for tag, r in results.items():
-        ld = r["load"]
-        n, own, total, pk = summarize(r["raw"])
+        ld, sp = r["load"], r["threads"]
+        s = summarize(r["raw"])
+        n = s["n"] or 1
+        reqs = max(1.0, (ld["rps"] or 0) * r["seconds"])
+        main_ms = 1000 * sp["main"] / reqs
+
+        def row(f, c):
+            return f"| {100 * c / n:.1f} | {main_ms * c / n:.2f} | `{f}` |"
+
         title = "request body as loadgen sends it (auto_generate_name true)" if tag == "default" \
             else 'with `--extra \'{"auto_generate_name": false}\'`'
+        others = ", ".join(f"{k} {v}" for k, v in s["threads"].most_common(4))
         out += [
             f"## {title}",
             "",
-            f"Load during the profile: {ld['rps']} req/s, parlour {ld['cpu_cores'].get('sut')} cores, "
-            f"{ld['cpu_ms_per_req'].get('sut')} CPU ms/req (py-spy overhead included), errors "
-            f"{ld['errors'] or 0}, check failures {ld['check_failures'] or 0}, other cores {ld['other_cores']}. "
-            f"{n} samples.",
+            f"Load during the profile (py-spy attached): {ld['rps']} req/s, parlour {ld['cpu_cores'].get('sut')} "
+            f"cores, {ld['cpu_ms_per_req'].get('sut')} CPU ms/req, errors {ld['errors'] or 0}, check failures "
+            f"{ld['check_failures'] or 0}, other cores {ld['other_cores']}. CPU by thread (/proc) during the "
+            f"profile: main {sp['main']:.2f} s, all other threads {sp['other threads']:.2f} s "
+            f"(~{main_ms:.2f} main-thread ms/req). {s['n']} main-thread samples (samples by thread name: "
+            f"{others}).",
             "",
-            "| self % | function (file) |",
-            "|---:|---|",
-            *[f"| {100 * c / n:.1f} | `{f}` |" for f, c in own[:20]],
+            "Self time (leaf frame):",
             "",
-            "| total % | function (file) |",
-            "|---:|---|",
-            *[f"| {100 * c / n:.1f} | `{f}` |" for f, c in total[:25]],
+            "| % | ms/req | function (file) |",
+            "|---:|---:|---|",
+            *[row(f, c) for f, c in s["own"][:20]],
             "",
-            "Self time by top-level package/module of the leaf frame:",
+            "Inclusive time, parlour's own functions:",
             "",
-            "| self % | package |",
-            "|---:|---|",
-            *[f"| {100 * c / n:.1f} | {f} |" for f, c in pk],
+            "| % | ms/req | function (file) |",
+            "|---:|---:|---|",
+            *[row(f, c) for f, c in s["parlour"]],
+            "",
+            "Inclusive time, all functions (below the event loop):",
+            "",
+            "| % | ms/req | function (file) |",
+            "|---:|---:|---|",
+            *[row(f, c) for f, c in s["total"]],
+            "",
+            "Self time by package of the leaf frame:",
+            "",
+            "| % | ms/req | package |",
+            "|---:|---:|---|",
+            *[row(f, c).replace("`", "") for f, c in s["pkgs"]],
             "",
         ]
     (BENCH / "PROFILE.md").write_text("\n".join(out))
@@ -412,6 +475,29 @@ def num(v) -> str:
     return f"{v:.1f}" if v < 100 else f"{v:.0f}"
 
 
+def code_rev() -> str:
+    """HEAD, plus a hash of uncommitted changes under src/ (what parlour serve runs)."""
+    import hashlib
+
+    rev = git_rev()
+    try:
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True,
+                               text=True).stdout
+        if not dirty.strip():
+            return rev
+        h = hashlib.sha1(subprocess.run(["git", "diff", "HEAD", "--", "src"], cwd=REPO,
+                                        capture_output=True).stdout)
+        for line in sorted(dirty.splitlines()):
+            if line.startswith("??"):
+                path = REPO / line[3:].strip()
+                for f in sorted(path.rglob("*") if path.is_dir() else [path]):
+                    if f.is_file() and "__pycache__" not in f.parts:
+                        h.update(str(f).encode() + f.read_bytes())
+        return f"{rev}+dirty.{h.hexdigest()[:8]}"
+    except OSError:
+        return rev
+
+
 def git_rev() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
@@ -434,7 +520,7 @@ def render(path: Path, dest: Path, note: str = "") -> bool:
         "",
         "Generated by `bench/run.py` (see its docstring) with the shared harness "
         "(`../shared/bench`: mockllm.py, baseline_proxy.py, loadgen.py, matrix.py, report.py) on "
-        f"{dt.datetime.now():%Y-%m-%d %H:%M}, parlour commit {git_rev()}, "
+        f"{dt.datetime.now():%Y-%m-%d %H:%M} (rendered at commit {git_rev()}), "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}; results file `{path.name}`.",
         "",
         "Mock LLM: 32 tokens per reply, 0 or 20 ms before each token. Each request is a new "
@@ -445,6 +531,11 @@ def render(path: Path, dest: Path, note: str = "") -> bool:
         "`*-notitle` rows add `{\"auto_generate_name\": false}`.",
         "",
     ]
+    revs: dict[str, set] = {}
+    for (lab, *_), r in best.items():
+        revs.setdefault(r["meta"].get("rev", "?"), set()).add(lab)
+    lines += ["Code measured (`rev` = commit, `+dirty.<hash>` = uncommitted changes under src/ at the time): "
+              + "; ".join(f"`{rv}`: {', '.join(sorted(labs))}" for rv, labs in sorted(revs.items())), ""]
     if note:
         lines += [note, ""]
 
