@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from parlour.cli_kb import kb_cli
 from parlour.config import Settings
 from parlour.errors import ParlourError
 from parlour.services import appdef
@@ -29,6 +30,7 @@ apps_cli = typer.Typer(
 keys_cli = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 cli.add_typer(apps_cli, name="apps")
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(kb_cli, name="kb")
 console = Console()
 err_console = Console(stderr=True)
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
