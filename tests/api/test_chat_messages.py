@@ -161,24 +161,19 @@ async def test_new_conversation_named_from_query_then_by_model(server: Server) -
     server.fake.script = lambda msgs: (
         "A Title" if msgs[0].content.startswith("Write a short title") else "answer"
     )
-    body = (await server.chat("a rather long first question here")).json()
-    await server.state.background.drain()
-    engine = server.database.engine()
-    async with engine.connect() as conn:
-        name = await conn.scalar(
-            select(Conversation.name).where(Conversation.id == body["conversation_id"])
-        )
-    await engine.dispose()
-    assert name == "A Title"
-    body = (await server.chat("no title please", auto_generate_name=False)).json()
-    await server.state.background.drain()
-    engine = server.database.engine()
-    async with engine.connect() as conn:
-        name = await conn.scalar(
-            select(Conversation.name).where(Conversation.id == body["conversation_id"])
-        )
-    await engine.dispose()
-    assert name == "no title please"
+    async def name_after(query: str, **body: object) -> str | None:
+        conversation_id = (await server.chat(query, **body)).json()["conversation_id"]
+        await server.state.background.drain()
+        engine = server.database.engine()
+        async with engine.connect() as conn:
+            name = await conn.scalar(
+                select(Conversation.name).where(Conversation.id == conversation_id)
+            )
+        await engine.dispose()
+        return name
+
+    assert await name_after("a rather long first question here") == "A Title"
+    assert await name_after("no title please", auto_generate_name=False) == "no title please"
 
 
 async def test_stream_json_is_utf8_not_escaped(server: Server) -> None:

@@ -12,8 +12,9 @@ from aiohttp import web
 from sqlalchemy import select
 
 from parlour.storage.models import Message
-from tests.conftest import Server, free_port
+from tests.conftest import Server
 from tests.sse import stream_chat
+from tests.upstream import upstream as serve
 
 HEAD = b'data: {"choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":null}]}\n\n'
 
@@ -37,14 +38,8 @@ async def upstream() -> AsyncIterator[str]:
         request.transport.close()  # "cut": the connection drops without a finish
         return response
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}/v1"
-    await runner.cleanup()
+    async with serve(chat) as base:
+        yield base
 
 
 async def saved(server: Server, message_id: str) -> Any:

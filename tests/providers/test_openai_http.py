@@ -14,6 +14,7 @@ from parlour.providers.openai_compat import OpenAIChatModel, make_client
 from parlour.providers.openai_http import OpenAIHttpClient, OpenAIHttpModel
 from tests.conftest import free_port
 from tests.mock_llm import mock_llm
+from tests.upstream import upstream
 
 ASK = [ChatMessage("user", "hello")]
 
@@ -47,14 +48,8 @@ async def failing_upstream() -> AsyncIterator[str]:
             {"error": {"message": f"status {status}", "code": code}}, status=status
         )
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}/v1"
-    await runner.cleanup()
+    async with upstream(handler) as base:
+        yield base
 
 
 @pytest.mark.parametrize(

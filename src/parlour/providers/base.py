@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Role = Literal["system", "user", "assistant"]
 
@@ -21,6 +21,22 @@ class CompletionParams:
     top_p: float | None = None
     max_tokens: int | None = None
     stop: list[str] = field(default_factory=list)
+
+
+def sampling(params: CompletionParams) -> dict[str, Any]:
+    """The OpenAI-style sampling fields that are set (``max_tokens`` left to the caller)."""
+    out: dict[str, Any] = {}
+    if params.temperature is not None:
+        out["temperature"] = params.temperature
+    if params.top_p is not None:
+        out["top_p"] = params.top_p
+    if params.stop:
+        out["stop"] = params.stop
+    return out
+
+
+def as_dicts(messages: list[ChatMessage]) -> list[dict[str, str]]:
+    return [{"role": m.role, "content": m.content} for m in messages]
 
 
 @dataclass(slots=True)

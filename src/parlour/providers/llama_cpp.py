@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from parlour.errors import CompletionRequestError, ProviderNotInitialize, ServiceUnavailable
-from parlour.providers.base import ChatMessage, Chunk, CompletionParams, Finish, TextDelta, Usage
+from parlour.providers.base import (
+    ChatMessage,
+    Chunk,
+    CompletionParams,
+    Finish,
+    TextDelta,
+    Usage,
+    as_dicts,
+    sampling,
+)
 from parlour.providers.tokens import count_tokens as cl100k_count
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -173,15 +182,9 @@ class LlamaCppModel:
 def _kwargs(
     messages: list[ChatMessage], params: CompletionParams, max_tokens: int
 ) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {
-        "messages": [{"role": m.role, "content": m.content} for m in messages],
+    return {
+        "messages": as_dicts(messages),
         "stream": True,
         "max_tokens": params.max_tokens or max_tokens,
+        **sampling(params),
     }
-    if params.temperature is not None:
-        kwargs["temperature"] = params.temperature
-    if params.top_p is not None:
-        kwargs["top_p"] = params.top_p
-    if params.stop:
-        kwargs["stop"] = params.stop
-    return kwargs

@@ -20,7 +20,16 @@ from parlour.errors import (
     ProviderNotInitialize,
     ProviderQuotaExceeded,
 )
-from parlour.providers.base import ChatMessage, Chunk, CompletionParams, Finish, TextDelta, Usage
+from parlour.providers.base import (
+    ChatMessage,
+    Chunk,
+    CompletionParams,
+    Finish,
+    TextDelta,
+    Usage,
+    as_dicts,
+    sampling,
+)
 from parlour.providers.tokens import count_tokens
 
 
@@ -55,13 +64,7 @@ class OpenAIChatModel:
             async with self.client.chat.completions.with_streaming_response.create(
                 **body
             ) as response:
-                rest = b""
-                async for data in response.iter_bytes():
-                    lines = (rest + data).split(b"\n")
-                    rest = lines.pop()
-                    for chunk in _parse_lines(lines):
-                        yield chunk
-                for chunk in _parse_lines([rest]):
+                async for chunk in sse_chunks(response.iter_bytes()):
                     yield chunk
         except openai.OpenAIError as exc:
             raise map_error(exc) from exc
@@ -72,19 +75,31 @@ def request_body(
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": model,
-        "messages": [{"role": m.role, "content": m.content} for m in messages],
+        "messages": as_dicts(messages),
         "stream": True,
         "stream_options": {"include_usage": True},
+        **sampling(params),
     }
-    if params.temperature is not None:
-        body["temperature"] = params.temperature
-    if params.top_p is not None:
-        body["top_p"] = params.top_p
     if params.max_tokens:
         body["max_tokens"] = params.max_tokens
-    if params.stop:
-        body["stop"] = params.stop
     return body
+
+
+async def sse_chunks(data: AsyncIterator[bytes]) -> AsyncIterator[Chunk]:
+    """Chunks from the bytes of an OpenAI-style SSE body, as they arrive; raises when the
+    body ends before the model said it finished."""
+    rest, finished = b"", False
+    async for block in data:
+        lines = (rest + block).split(b"\n")
+        rest = lines.pop()
+        for chunk in _parse_lines(lines):
+            finished = finished or type(chunk) is Finish
+            yield chunk
+    for chunk in _parse_lines([rest]):
+        finished = finished or type(chunk) is Finish
+        yield chunk
+    if not finished:
+        raise CompletionRequestError("The model's answer was cut off.")
 
 
 def _parse_lines(lines: list[bytes]) -> list[Chunk]:

@@ -21,8 +21,8 @@ from parlour.errors import (
     ProviderNotInitialize,
     ProviderQuotaExceeded,
 )
-from parlour.providers.base import ChatMessage, Chunk, CompletionParams, Finish
-from parlour.providers.openai_compat import _parse_lines, request_body
+from parlour.providers.base import ChatMessage, Chunk, CompletionParams
+from parlour.providers.openai_compat import request_body, sse_chunks
 from parlour.providers.tokens import count_tokens
 
 
@@ -75,18 +75,8 @@ class OpenAIHttpModel:
             ) as response:
                 if response.status >= 400:
                     raise await _status_error(response)
-                rest, finished = b"", False
-                async for data in response.content.iter_any():
-                    lines = (rest + data).split(b"\n")
-                    rest = lines.pop()
-                    for chunk in _parse_lines(lines):
-                        finished = finished or type(chunk) is Finish
-                        yield chunk
-                for chunk in _parse_lines([rest]):
-                    finished = finished or type(chunk) is Finish
+                async for chunk in sse_chunks(response.content.iter_any()):
                     yield chunk
-                if not finished:
-                    raise CompletionRequestError("The model's answer was cut off.")
         except TimeoutError:
             raise CompletionRequestError("Request timed out.") from None
         except aiohttp.ClientPayloadError as exc:
