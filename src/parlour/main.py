@@ -16,11 +16,14 @@ from parlour.api import errors
 from parlour.api.routes import app_info, chat, conversations, feedbacks, health, index, messages
 from parlour.config import Settings
 from parlour.providers.registry import ModelRegistry
+from parlour.retrieval.embedders import EmbedderRegistry
+from parlour.retrieval.vectors import NumpyStore
 from parlour.services.apps import AppCache
 from parlour.services.background import Background
 from parlour.services.chat import ChatService
 from parlour.services.conversations import Conversations
 from parlour.services.end_users import EndUsers
+from parlour.services.knowledge import Knowledge
 from parlour.services.limits import Limiter, LocalLimiter, RedisLimiter
 from parlour.services.messages import Messages
 from parlour.services.tasks import LocalTaskRegistry, RedisTaskRegistry, TaskRegistry
@@ -80,8 +83,20 @@ async def _build(
     state.hot = hot
     state.models, state.background, state.tasks = registry, background, tasks
     state.end_users, state.app_cache = end_users, AppCache()
+    state.knowledge = Knowledge(
+        sessions,
+        EmbedderRegistry(
+            settings.embedding_base_url or settings.openai_base_url,
+            settings.embedding_api_key or settings.openai_api_key,
+            settings.local_threads,
+        ),
+        NumpyStore(),
+        default_model=settings.embedding_model,
+    )
+    stack.callback(state.knowledge.close)
     state.chat = ChatService(
-        settings, sessions, registry, tasks, end_users, background, limiter, workers, hot
+        settings, sessions, registry, tasks, end_users, background, limiter, workers, hot,
+        state.knowledge,
     )
     state.conversations = Conversations(sessions, registry, end_users)
     state.messages = Messages(sessions, registry, end_users)

@@ -50,3 +50,25 @@ def build_messages(
         messages.append(ChatMessage("assistant", a))
     messages.append(ChatMessage("user", query))
     return messages
+
+
+CONTEXT_MARK = "{{#context#}}"
+# Dify's simple-mode chat template: the context block comes before the app's own prompt.
+CONTEXT_PROMPT = (
+    "Use the following context as your learned knowledge, inside <context></context> XML tags."
+    "\n\n<context>\n{context}\n</context>\n\nWhen answer to user:\n"
+    "- If you don't know, just say that you don't know.\n"
+    "- If you don't know when you are not sure, ask for clarification.\n"
+    "Avoid mentioning that you obtained the information from the context.\n"
+    "And answer according to the language of the user's question.\n"
+)
+
+
+def with_context(system: str, context: str) -> str:
+    """Put retrieved knowledge into the system prompt (at ``{{#context#}}`` if the app has it)."""
+    if CONTEXT_MARK in system:
+        return system.replace(CONTEXT_MARK, context)
+    if not context:
+        return system
+    block = CONTEXT_PROMPT.format(context=context)
+    return f"{block}\n{system}" if system else block

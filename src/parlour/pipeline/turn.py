@@ -8,7 +8,7 @@ from typing import Any
 
 from parlour.appconfig import AppConfig
 from parlour.pipeline.events import MessageDelta
-from parlour.pipeline.prompt import build_messages, fill
+from parlour.pipeline.prompt import build_messages, fill, with_context
 from parlour.providers.base import ChatMessage, ChatModel, CompletionParams, TextDelta, Usage
 
 
@@ -28,6 +28,7 @@ class TurnInput:
     inputs: Mapping[str, Any]
     history: Sequence[tuple[str, str]]
     state: TurnState = field(default_factory=TurnState)
+    context: str = ""  # retrieved knowledge, set before the model is called
 
 
 def completion_params(config: AppConfig) -> CompletionParams:
@@ -42,7 +43,7 @@ async def run_turn(turn: TurnInput) -> AsyncIterator[MessageDelta]:
     model = turn.model
     params = completion_params(turn.config)
     messages = build_messages(
-        system=fill(turn.config.pre_prompt, turn.inputs),
+        system=with_context(fill(turn.config.pre_prompt, turn.inputs), turn.context),
         history=turn.history,
         query=turn.query,
         count=model.count_tokens,

@@ -34,6 +34,7 @@ from parlour.services.apps import AppContext
 from parlour.services.background import Background
 from parlour.services.end_users import EndUsers
 from parlour.services.inputs import check_inputs
+from parlour.services.knowledge import Knowledge, citations, context_of
 from parlour.services.limits import Limiter
 from parlour.services.tasks import TaskHandle, TaskRegistry
 from parlour.services.titles import initial_name, name_conversation
@@ -103,6 +104,7 @@ class ChatService:
         limiter: Limiter,
         workers: Workers,
         hot: HotPath,
+        knowledge: Knowledge | None = None,
     ):
         self.settings = settings
         self.sessions = sessions
@@ -113,6 +115,7 @@ class ChatService:
         self.limiter = limiter
         self.workers = workers
         self.hot = hot
+        self.knowledge = knowledge
 
     def active_limit(self, app: AppContext) -> int:
         """Dify's rule: the smallest positive of (the app's limit or the default) and the cap."""
@@ -200,7 +203,9 @@ class ChatService:
         stream = run_turn(turn)
         limits = self.settings
         deadline = started + limits.max_execution_time
+        resources: list[dict[str, Any]] = []
         try:
+            resources = await self._retrieve(run)
             while not handle.stopped:
                 wait = limits.token_timeout if parts else limits.first_token_timeout
                 event = await _next_delta(stream, handle, wait, deadline)
@@ -215,7 +220,7 @@ class ChatService:
                 await _absorb_stop(handle)
             latency = time.perf_counter() - started
             usage = self._usage(turn, state, parts, latency, first_token)
-            yield MessageEnd(usage=usage)
+            yield MessageEnd(usage=usage, retriever_resources=resources)
         except ParlourError as exc:
             status, error = "error", exc.message
             yield ErrorEvent(exc.code, exc.status, exc.message)
@@ -237,6 +242,19 @@ class ChatService:
                 self.background.spawn(
                     name_conversation(self.hot, turn.model, run.conversation_id, turn.query)
                 )
+
+    async def _retrieve(self, run: _Turn) -> list[dict[str, Any]]:
+        """Knowledge for the prompt, before the model is called; the citations to show."""
+        config = run.turn.config
+        if self.knowledge is None or not config.dataset_configs:
+            return []
+        hits = await self.knowledge.retrieve(config.dataset_configs, run.turn.query)
+        run.turn.context = context_of(hits)
+        if not hits or not config.retriever_resource.enabled:
+            return []
+        resources = citations(hits)
+        await self.knowledge.save_citations(run.message_id, resources)
+        return resources
 
     async def _settle(
         self, run: _Turn, answer: str, usage: dict[str, Any] | None, status: str,

@@ -26,7 +26,13 @@ from parlour.retrieval.embedders import MINILM, Embedder, EmbedderRegistry, embe
 from parlour.retrieval.fusion import Weights, fuse, method_name, normalise_keyword
 from parlour.retrieval.vectors import VectorStore, from_blobs, to_blob
 from parlour.storage.fulltext import keyword_search
-from parlour.storage.models import KnowledgeBase, KnowledgeDocument, KnowledgeSegment, utcnow
+from parlour.storage.models import (
+    KnowledgeBase,
+    KnowledgeDocument,
+    KnowledgeSegment,
+    Message,
+    utcnow,
+)
 
 log = logging.getLogger("parlour.knowledge")
 DEFAULT_METHOD = "semantic_search"
@@ -121,9 +127,14 @@ class Knowledge:
         self.sessions = sessions
         self.embedders = embedders
         self.store = store
+        self._owned = executor is None
         self.executor = executor or ThreadPoolExecutor(1, thread_name_prefix="embed")
         self.default_model = default_model
         self._reload = asyncio.Lock()
+
+    def close(self) -> None:
+        if self._owned:
+            self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -375,7 +386,11 @@ class Knowledge:
     # --- search ----------------------------------------------------------------------------
 
     async def search(
-        self, refs: Sequence[str], query: str, options: SearchOptions | None = None
+        self,
+        refs: Sequence[str],
+        query: str,
+        options: SearchOptions | None = None,
+        overrides: dict[str, Any] | None = None,
     ) -> list[Hit]:
         """The best ``top_k`` segments over the given bases, scores in 0..1, best first.
 
@@ -388,7 +403,7 @@ class Knowledge:
         queries: dict[str, np.ndarray] = {}
         found: list[tuple[KnowledgeBase, SearchOptions, dict[str, float], dict[str, float]]] = []
         for kb in kbs:
-            opts = options or options_from(kb.retrieval)
+            opts = options or options_from({**kb.retrieval, **(overrides or {})})
             if opts.method != "full_text_search" and kb.embedding_model not in queries:
                 embedder = await self.embedder(kb.embedding_model)
                 queries[kb.embedding_model] = (await self._run(embedder.embed, [query]))[0]
@@ -404,7 +419,7 @@ class Knowledge:
             else:
                 scored = fuse(dense, keyword, opts.weights, top)
             hits += [Hit(sid, v, kb.id) for sid, v in scored]
-        opts = options or options_from(kbs[0].retrieval)
+        opts = options or options_from({**kbs[0].retrieval, **(overrides or {})})
         hits.sort(key=lambda h: (-h.score, h.segment_id))
         if opts.score_threshold is not None:
             hits = [h for h in hits if h.score >= opts.score_threshold]
@@ -481,6 +496,133 @@ class Knowledge:
                 )
             )
         return out
+
+    # --- chat ------------------------------------------------------------------------------
+
+    async def retrieve(self, dataset_configs: dict[str, Any], query: str) -> list[Hit]:
+        """Retrieval for a chat turn, from an app's Dify-shaped ``dataset_configs``.
+
+        Bases are named by id (or by name, for imported Dify apps); a missing one is skipped
+        with a warning rather than failing the conversation."""
+        refs = dataset_refs(dataset_configs)
+        if not refs:
+            return []
+        async with self.sessions() as session:
+            found = []
+            for ref in refs:
+                try:
+                    found.append((await find_kb(session, ref)).id)
+                except NotFound:
+                    log.warning("the app names knowledge base %r, which does not exist", ref)
+        if not found:
+            return []
+        return await self.search(found, query, overrides=app_overrides(dataset_configs))
+
+    async def save_citations(self, message_id: str, resources: list[dict[str, Any]]) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(Message)
+                .where(Message.id == message_id)
+                .values(retriever_resources=resources)
+            )
+
+
+def dataset_refs(dataset_configs: dict[str, Any]) -> list[str]:
+    """Ids (or names) under ``datasets.datasets[].dataset`` that are enabled."""
+    inner = (dataset_configs.get("datasets") or {}).get("datasets") or []
+    refs: list[str] = []
+    for item in inner:
+        dataset = item.get("dataset", item) if isinstance(item, dict) else {}
+        if dataset.get("enabled", True) is False:
+            continue
+        ref = dataset.get("id") or dataset.get("name")
+        if ref and ref not in refs:
+            refs.append(str(ref))
+    return refs
+
+
+def app_overrides(dataset_configs: dict[str, Any]) -> dict[str, Any]:
+    """The app's top_k, score_threshold (unless disabled), search_method and weights."""
+    out: dict[str, Any] = {}
+    for key in ("top_k", "search_method", "weights"):
+        if dataset_configs.get(key):
+            out[key] = dataset_configs[key]
+    if dataset_configs.get("score_threshold_enabled") is not False:
+        if dataset_configs.get("score_threshold") is not None:
+            out["score_threshold"] = dataset_configs["score_threshold"]
+    return out
+
+
+def context_of(hits: Sequence[Hit]) -> str:
+    """The retrieved chunks as the prompt's context, best first."""
+    return "\n\n".join(f"{h.title}\n{h.content}" if h.title else h.content for h in hits)
+
+
+def citations(hits: Sequence[Hit]) -> list[dict[str, Any]]:
+    """Dify's RetrieverResource objects: one per document (its best chunk), numbered 1..n."""
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for h in hits:
+        if (h.kb_id, h.document_id) in seen:
+            continue
+        seen.add((h.kb_id, h.document_id))
+        out.append(
+            {
+                "position": len(out) + 1,
+                "dataset_id": h.kb_id,
+                "dataset_name": h.kb_name,
+                "document_id": h.document_id,
+                "document_name": h.document_name,
+                "data_source_type": "upload_file",
+                "segment_id": h.segment_id,
+                "retriever_from": "api",
+                "score": h.score,
+                "hit_count": h.hit_count,
+                "word_count": h.word_count,
+                "segment_position": h.position,
+                "index_node_hash": h.content_hash,
+                "content": h.content,
+                "page": None,
+                "doc_metadata": None,
+                "title": h.document_name,
+                "files": None,
+                "summary": None,
+            }
+        )
+    return out
+
+
+_LISTED = (
+    "position",
+    "dataset_id",
+    "dataset_name",
+    "document_id",
+    "document_name",
+    "data_source_type",
+    "segment_id",
+    "score",
+    "hit_count",
+    "word_count",
+    "segment_position",
+    "index_node_hash",
+    "content",
+    "summary",
+)
+
+
+def listed_citations(
+    stored: list[dict[str, Any]] | None, message_id: str, created_at: int
+) -> list[dict[str, Any]]:
+    """Stored citations as GET /messages shows them (a fresh random ``id`` each read, as Dify)."""
+    return [
+        {
+            "id": str(uuid.uuid4()),
+            "message_id": message_id,
+            **{k: r.get(k) for k in _LISTED},
+            "created_at": created_at,
+        }
+        for r in stored or []
+    ]
 
 
 async def find_kb(session: AsyncSession, ref: str) -> KnowledgeBase:

@@ -24,6 +24,7 @@ from parlour.providers.registry import ModelRegistry
 from parlour.services.apps import AppContext
 from parlour.services.conversations import keyset, owned_conversation
 from parlour.services.end_users import EndUsers
+from parlour.services.knowledge import listed_citations
 from parlour.storage.db import insert_ignoring_duplicates
 from parlour.storage.models import Message, MessageFeedback, epoch, utcnow
 
@@ -48,7 +49,9 @@ def message_dict(row: Message, rating: str | None) -> dict[str, Any]:
         "answer": "" if running else row.answer,
         "message_files": [],
         "feedback": {"rating": rating} if rating else None,
-        "retriever_resources": [],
+        "retriever_resources": listed_citations(
+            row.retriever_resources, row.id, epoch(row.created_at)
+        ),
         "agent_thoughts": [],
         "created_at": epoch(row.created_at),
         "status": "error" if row.status == "error" else "normal",
