@@ -165,13 +165,18 @@ class ChatService:
         if opened is None:
             raise ConversationNotExists()
         inputs, history = opened
-        variables: dict[str, Any] = {}
-        if app.config.conversation_variables:
-            async with self.sessions.begin() as session:
-                variables = await prompt_values(
-                    session, app.config, app.id, conversation_id, now
-                )
-        handle = await self.tasks.register(task_id, end_user_id)
+        try:
+            variables: dict[str, Any] = {}
+            if app.config.conversation_variables:
+                async with self.sessions.begin() as session:
+                    variables = await prompt_values(
+                        session, app.config, app.id, conversation_id, now
+                    )
+            handle = await self.tasks.register(task_id, end_user_id)
+        except BaseException as exc:  # the message row exists: never leave it running
+            usage = usage_dict(0, 0, self.settings.price_for(model.name), 0.0)
+            await self._finish(message_id, "", usage, "error", f"{type(exc).__name__}: {exc}")
+            raise
         run = _Turn(
             turn=TurnInput(app.config, model, cmd.query, {**variables, **inputs}, history),
             handle=handle,
