@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from parlour.api.deps import CurrentApp, path_uuid
+from parlour.api.schemas.responses import EndUserOut, Info, Meta, Parameters, Site, ok
 from parlour.errors import EndUserNotFound
 from parlour.services import app_info
 from parlour.services.end_users import end_user_dict
@@ -14,29 +15,31 @@ from parlour.services.end_users import end_user_dict
 router = APIRouter(tags=["app"])
 
 
-@router.get("/info")
+@router.get("/info", response_model=None, responses=ok(Info))
 async def info(app: CurrentApp) -> dict[str, Any]:
     return app_info.info(app)
 
 
-@router.get("/parameters")
+@router.get("/parameters", response_model=None, responses=ok(Parameters))
 async def parameters(
     app: CurrentApp, user: str | None = None
 ) -> dict[str, Any]:
     return app_info.parameters(app)
 
 
-@router.get("/meta")
+@router.get("/meta", response_model=None, responses=ok(Meta))
 async def meta(app: CurrentApp) -> dict[str, Any]:
     return app_info.meta(app)
 
 
-@router.get("/site")
+@router.get("/site", response_model=None, responses=ok(Site))
 async def site(app: CurrentApp) -> dict[str, Any]:
     return app_info.site(app)
 
 
-@router.get("/end-users/{end_user_id}")
+@router.get(
+    "/end-users/{end_user_id}", response_model=None, responses=ok(EndUserOut)
+)
 async def end_user(
     end_user_id: str, request: Request, app: CurrentApp
 ) -> dict[str, Any]:

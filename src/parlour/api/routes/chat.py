@@ -8,8 +8,9 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from parlour.api.deps import CurrentApp, JsonBody, user_of, validate
+from parlour.api.deps import CurrentApp, JsonBody, json_doc, user_of, validate
 from parlour.api.schemas.chat import ChatRequest, StopRequest
+from parlour.api.schemas.responses import ERRORS, ChatCompletion, Result, ok
 from parlour.api.sse import EventStreamResponse, collect
 from parlour.errors import InvalidParam, NotChatApp
 from parlour.services.apps import CHAT_MODES
@@ -27,7 +28,25 @@ def _chat_body() -> dict[str, Any]:
     }
 
 
-@router.post("/chat-messages", openapi_extra=_chat_body(), response_model=None)
+# Before OpenAPI 3.2 the schema of an event stream describes one event: `data` holds a JSON
+# event object (message, message_end, error …); `event: ping` frames keep the line alive.
+SSE_EVENT = {
+    "type": "object",
+    "properties": {"event": {"type": "string"}, "data": {"type": "string"}},
+}
+CHAT_RESPONSES: dict[int | str, Any] = {
+    200: {
+        "model": ChatCompletion,
+        "description": "Blocking: the answer; streaming: `data: {json}` events",
+        "content": {"text/event-stream": {"schema": SSE_EVENT}},
+    },
+    **ERRORS,
+}
+
+
+@router.post(
+    "/chat-messages", openapi_extra=_chat_body(), response_model=None, responses=CHAT_RESPONSES
+)
 async def send_chat_message(
     request: Request, app: CurrentApp, body: JsonBody
 ) -> Response:
@@ -51,7 +70,12 @@ async def send_chat_message(
     return EventStreamResponse(run, request.app.state.settings.ping_interval)
 
 
-@router.post("/chat-messages/{task_id}/stop")
+@router.post(
+    "/chat-messages/{task_id}/stop",
+    openapi_extra=json_doc(StopRequest),
+    response_model=None,
+    responses=ok(Result),
+)
 async def stop_chat_message(
     task_id: str, request: Request, app: CurrentApp, body: JsonBody
 ) -> dict[str, str]:

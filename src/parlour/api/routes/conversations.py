@@ -19,6 +19,13 @@ from parlour.api.deps import (
     validate,
 )
 from parlour.api.schemas.conversations import RenameRequest, UserBody, VariableUpdateRequest
+from parlour.api.schemas.responses import (
+    ConversationOut,
+    ConversationPage,
+    VariableOut,
+    VariablePage,
+    ok,
+)
 from parlour.errors import ConversationNotExists, ConversationVariableNotExists
 
 router = APIRouter(tags=["conversations"])
@@ -26,7 +33,7 @@ StrictJsonBody = Annotated[dict[str, Any], Depends(strict_json_body)]
 SortBy = Literal["created_at", "-created_at", "updated_at", "-updated_at"]
 
 
-@router.get("/conversations")
+@router.get("/conversations", response_model=None, responses=ok(ConversationPage))
 async def list_conversations(
     request: Request,
     app: CurrentApp,
@@ -44,7 +51,10 @@ async def list_conversations(
 
 
 @router.delete(
-    "/conversations/{conversation_id}", status_code=204, openapi_extra=json_doc(UserBody)
+    "/conversations/{conversation_id}",
+    status_code=204,
+    openapi_extra=json_doc(UserBody),
+    responses=ok(None),
 )
 async def delete_conversation(
     conversation_id: str,
@@ -59,7 +69,12 @@ async def delete_conversation(
     return Response(status_code=204)
 
 
-@router.post("/conversations/{conversation_id}/name", openapi_extra=json_doc(RenameRequest))
+@router.post(
+    "/conversations/{conversation_id}/name",
+    openapi_extra=json_doc(RenameRequest),
+    response_model=None,
+    responses=ok(ConversationOut),
+)
 async def rename_conversation(
     conversation_id: str,
     request: Request,
@@ -75,7 +90,11 @@ async def rename_conversation(
     return result
 
 
-@router.get("/conversations/{conversation_id}/variables")
+@router.get(
+    "/conversations/{conversation_id}/variables",
+    response_model=None,
+    responses=ok(VariablePage),
+)
 async def list_variables(
     conversation_id: str,
     request: Request,
@@ -100,8 +119,14 @@ VARIABLE = "/conversations/{conversation_id}/variables/{variable_id}"
 VARIABLE_DOC = json_doc(VariableUpdateRequest)
 
 
-@router.put(VARIABLE, openapi_extra=VARIABLE_DOC)
-@router.patch(VARIABLE, openapi_extra=VARIABLE_DOC, operation_id="patch_variable")
+@router.put(VARIABLE, openapi_extra=VARIABLE_DOC, response_model=None, responses=ok(VariableOut))
+@router.patch(
+    VARIABLE,
+    openapi_extra=VARIABLE_DOC,
+    operation_id="patch_variable",
+    response_model=None,
+    responses=ok(VariableOut),
+)
 async def update_variable(
     conversation_id: str,
     variable_id: str,

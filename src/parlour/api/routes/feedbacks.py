@@ -8,12 +8,18 @@ from fastapi import APIRouter, Query, Request
 
 from parlour.api.deps import CurrentApp, JsonBody, json_doc, path_uuid, user_of, validate
 from parlour.api.schemas.conversations import FeedbackRequest
+from parlour.api.schemas.responses import FeedbackList, Result, ok
 from parlour.errors import MessageNotExists
 
 router = APIRouter(tags=["feedbacks"])
 
 
-@router.post("/messages/{message_id}/feedbacks", openapi_extra=json_doc(FeedbackRequest))
+@router.post(
+    "/messages/{message_id}/feedbacks",
+    openapi_extra=json_doc(FeedbackRequest),
+    response_model=None,
+    responses=ok(Result),
+)
 async def message_feedback(
     message_id: str,
     request: Request,
@@ -27,7 +33,7 @@ async def message_feedback(
     return {"result": "success"}
 
 
-@router.get("/app/feedbacks")
+@router.get("/app/feedbacks", response_model=None, responses=ok(FeedbackList))
 async def app_feedbacks(
     request: Request,
     app: CurrentApp,

@@ -7,12 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from parlour.api.deps import CurrentApp, path_uuid, query_uuid, require_chat, user_of
+from parlour.api.schemas.responses import MessagePage, Suggested, ok
 from parlour.errors import MessageNotExists
 
 router = APIRouter(tags=["messages"])
 
 
-@router.get("/messages")
+@router.get("/messages", response_model=None, responses=ok(MessagePage))
 async def list_messages(
     request: Request,
     conversation_id: str,
@@ -29,7 +30,9 @@ async def list_messages(
     return result
 
 
-@router.get("/messages/{message_id}/suggested")
+@router.get(
+    "/messages/{message_id}/suggested", response_model=None, responses=ok(Suggested)
+)
 async def suggested_questions(
     message_id: str,
     request: Request,
