@@ -21,6 +21,7 @@ from parlour.errors import (
 from parlour.services.apps import CHAT_MODES, AppContext, authenticate
 
 M = TypeVar("M", bound=BaseModel)
+MAX_JSON_DEPTH = 64
 
 
 async def current_app(request: Request) -> AppContext:
@@ -34,9 +35,7 @@ async def json_body(request: Request) -> dict[str, Any]:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge()
-    raw = await request.body()
-    if len(raw) > limit:
-        raise PayloadTooLarge()
+    raw = await read_limited(request, limit)
     ctype = request.headers.get("content-type", "")
     if "json" not in ctype.lower():
         if not raw.strip():
@@ -50,7 +49,37 @@ async def json_body(request: Request) -> dict[str, Any]:
         raise BadRequest(f"Invalid JSON payload: {exc}") from exc
     if not isinstance(body, dict):
         raise InvalidParam("The JSON body must be an object.")
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH or b"\\u0000" in raw:
+        body = sanitize(body)
     return body
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The body, but 413 as soon as it grows past ``limit`` (a chunked upload declares no
+    length, so counting is the only guard against reading gigabytes into memory)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def sanitize(value: Any, depth: int = 0) -> Any:
+    """NUL characters dropped from every key and string (PostgreSQL text and JSON cannot hold
+    them); more than ``MAX_JSON_DEPTH`` levels of nesting is a 400 (the stores' JSON encoders
+    stop at a few hundred, and no Dify client nests that deep)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if depth >= MAX_JSON_DEPTH:
+        raise InvalidParam(f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.")
+    if isinstance(value, dict):
+        return {k.replace("\x00", ""): sanitize(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [sanitize(v, depth + 1) for v in value]
+    return value
 
 
 def validate(model: type[M], data: dict[str, Any]) -> M:
@@ -66,7 +95,11 @@ def user_of(value: Any, *, required: bool) -> str | None:
         if required:
             raise InvalidParam("Arg user must be provided.")
         return None
-    text = str(value)
+    text = str(value).replace("\x00", "")
+    if not text:
+        if required:
+            raise InvalidParam("Arg user must be provided.")
+        return None
     if len(text) > 255:
         raise InvalidParam("Arg user must be at most 255 characters.")
     return text
