@@ -11,7 +11,7 @@ import logging
 import re
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import delete, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parlour.errors import (
@@ -53,10 +53,11 @@ def conversation_dict(row: Conversation) -> dict[str, Any]:
 
 
 def keyset(column: Any, id_column: Any, value: Any, row_id: str, descending: bool) -> Any:
-    """Rows strictly after (value, row_id) in the given order: the tie-breaker is the id."""
-    if descending:
-        return or_(column < value, and_(column == value, id_column < row_id))
-    return or_(column > value, and_(column == value, id_column > row_id))
+    """Rows strictly after (value, row_id) in the given order: the tie-breaker is the id. A row
+    comparison, so both databases seek the (…, column, id) index to the cursor instead of
+    filtering every row before it."""
+    row, cursor = tuple_(column, id_column), tuple_(literal(value), literal(row_id))
+    return row < cursor if descending else row > cursor
 
 
 async def owned_conversation(
