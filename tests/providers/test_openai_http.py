@@ -77,3 +77,15 @@ async def test_status_errors_map_to_dify_codes(
     finally:
         await client.close()
     assert info.value.code == expected and info.value.status == 400
+
+
+async def test_whole_answer_in_one_response() -> None:
+    with mock_llm(free_port(), tokens=5) as base:
+        http = OpenAIHttpClient(base, "", 30, 5)
+        try:
+            model = OpenAIHttpModel(http, "mock-gpt")
+            streamed, _ = await collect(model)
+            whole = await model.answer(ASK, CompletionParams())
+        finally:
+            await http.close()
+    assert whole == streamed and whole.endswith(" tok4")

@@ -77,7 +77,11 @@ class ChatModel(Protocol):
 
 
 async def complete(model: ChatModel, messages: list[ChatMessage], params: CompletionParams) -> str:
-    """Collect a whole answer (titles, suggestions)."""
+    """Collect a whole answer (titles, suggestions); in one response where the model offers
+    that (``answer``), which costs far less than reading a stream."""
+    whole = getattr(model, "answer", None)
+    if whole is not None:
+        return str(await whole(messages, params))
     parts: list[str] = []
     stream = model.stream(messages, params)
     try:

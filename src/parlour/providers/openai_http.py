@@ -85,6 +85,29 @@ class OpenAIHttpModel:
             raise CompletionRequestError("Connection Error") from exc
 
 
+    async def answer(self, messages: list[ChatMessage], params: CompletionParams) -> str:
+        """The whole answer in one non-streamed response (titles, suggestions)."""
+        body = request_body(self.model, messages, params)
+        body["stream"] = False
+        body.pop("stream_options", None)
+        client = self.client
+        try:
+            async with client.session().post(
+                client.url, data=orjson.dumps(body), headers=client.headers
+            ) as response:
+                if response.status >= 400:
+                    raise await _status_error(response)
+                data = orjson.loads(await response.read())
+        except TimeoutError:
+            raise CompletionRequestError("Request timed out.") from None
+        except aiohttp.ClientError as exc:
+            raise CompletionRequestError("Connection Error") from exc
+        except orjson.JSONDecodeError as exc:
+            raise CompletionRequestError("Malformed response from the model") from exc
+        choices = data.get("choices") or [{}]
+        return str((choices[0].get("message") or {}).get("content") or "")
+
+
 async def _status_error(response: aiohttp.ClientResponse) -> ProviderError:
     raw = await response.read()
     detail: Any = raw.decode("utf-8", "replace")[:500]
