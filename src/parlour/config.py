@@ -43,6 +43,20 @@ class Settings(BaseSettings):
     embedding_base_url: str = ""
     embedding_api_key: str = ""
     model_prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    # uploads (Dify's limits in MB, inclusive) and extensions refused outright
+    upload_file_size_limit: int = 15
+    upload_image_file_size_limit: int = 10
+    upload_video_file_size_limit: int = 100
+    upload_audio_file_size_limit: int = 50
+    upload_file_extension_blacklist: list[str] = Field(default_factory=list)
+    # speech: an OpenAI-compatible endpoint (/audio/transcriptions, /audio/speech); without
+    # a base URL, audio-to-text and text-to-audio answer provider_not_initialize
+    speech_base_url: str = ""
+    speech_api_key: str = ""
+    speech_to_text_model: str = "whisper-1"
+    text_to_speech_model: str = "tts-1"
+    text_to_speech_voice: str = "alloy"  # when the app names no voice
+    speech_timeout: float = 120.0
 
     # embedded model
     local_threads: int = 2

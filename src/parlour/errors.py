@@ -148,3 +148,53 @@ class CompletionRequestError(ProviderError):
 
 class InternalError(ParlourError):
     """Anything unexpected; never shows a traceback."""
+
+
+# --- files, audio, annotations (Dify's codes) ----------------------------------------------
+
+
+class NoFileUploaded(ParlourError):
+    status, code, default_message = 400, "no_file_uploaded", "Please upload your file."
+
+
+class TooManyFiles(ParlourError):
+    status, code, default_message = 400, "too_many_files", "Only one file is allowed."
+
+
+class UnsupportedFileType(ParlourError):
+    status, code, default_message = 415, "unsupported_file_type", "File type not allowed."
+
+
+class FilenameNotExists(ParlourError):
+    status, code = 400, "filename_not_exists_error"
+    default_message = "The specified filename does not exist."
+
+
+class FileTooLarge(ParlourError):
+    status, code = 413, "file_too_large"
+    default_message = "File size exceeded."
+
+
+class FileNotFound(ParlourError):
+    status, code, default_message = 404, "file_not_found", "File not found in message context"
+
+
+class FileAccessDenied(ParlourError):
+    status, code = 403, "file_access_denied"
+    default_message = "File access denied: not owned by requesting app"
+
+
+class BadRequestKeyError(BadRequest):
+    code = "bad_request_key_error"
+
+
+class AudioTooLarge(ParlourError):
+    status, code, default_message = 413, "audio_too_large", "Audio size larger than 30 mb"
+
+
+class UnsupportedAudioType(ParlourError):
+    status, code, default_message = 415, "unsupported_audio_type", "Audio type not allowed."
+
+
+class AnnotationNotFound(NotFound):
+    default_message = "Annotation not found"

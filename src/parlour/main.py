@@ -13,7 +13,16 @@ from starlette.middleware.cors import CORSMiddleware
 
 from parlour import __version__
 from parlour.api import errors
-from parlour.api.routes import app_info, chat, conversations, feedbacks, health, index, messages
+from parlour.api.routes import (
+    app_info,
+    chat,
+    conversations,
+    feedbacks,
+    files,
+    health,
+    index,
+    messages,
+)
 from parlour.config import Settings
 from parlour.providers.registry import ModelRegistry
 from parlour.retrieval.embedders import EmbedderRegistry
@@ -23,11 +32,13 @@ from parlour.services.background import Background
 from parlour.services.chat import ChatService
 from parlour.services.conversations import Conversations
 from parlour.services.end_users import EndUsers
+from parlour.services.files import Files
 from parlour.services.knowledge import Knowledge
 from parlour.services.limits import Limiter, LocalLimiter, RedisLimiter
 from parlour.services.messages import Messages
 from parlour.services.tasks import LocalTaskRegistry, RedisTaskRegistry, TaskRegistry
 from parlour.services.workers import Workers, recover_interrupted
+from parlour.storage.blobs import LocalBlobStore
 from parlour.storage.db import make_engine, make_sessionmaker
 from parlour.storage.hotpath import make_hot_path
 
@@ -94,9 +105,10 @@ async def _build(
         default_model=settings.embedding_model,
     )
     stack.callback(state.knowledge.close)
+    state.files = Files(settings, sessions, LocalBlobStore(settings.data_dir / "files"), end_users)
     state.chat = ChatService(
         settings, sessions, registry, tasks, end_users, background, limiter, workers, hot,
-        state.knowledge,
+        state.knowledge, files=state.files,
     )
     state.conversations = Conversations(sessions, registry, end_users)
     state.messages = Messages(sessions, registry, end_users)
@@ -133,6 +145,8 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
     )
     errors.install(app)
     app.include_router(health.router)
-    for module in (index, chat, conversations, messages, feedbacks, app_info):
+    for module in (
+        index, chat, conversations, messages, feedbacks, app_info, files
+    ):
         app.include_router(module.router, prefix="/v1")
     return app

@@ -57,7 +57,7 @@ async def test_every_sdk_method(server: Server) -> None:
     r = await call(sdk.get_conversation_messages, "sdk-user")  # no conversation_id
     assert r.status_code == 400 and r.json()["code"] == "invalid_param"
     r = await call(sdk.file_upload, "sdk-user", {"file": ("a.txt", b"hi", "text/plain")})
-    assert r.status_code == 404 and r.json()["code"] == "not_found"  # uploads: not yet
+    assert r.status_code == 201 and r.json()["name"] == "a.txt" and r.json()["size"] == 2
     r = await call(client(server, CompletionClient).create_completion_message, {}, "blocking",
                    "sdk-user")
     assert r.status_code == 404 and r.json()["code"] == "not_found"  # chat apps only

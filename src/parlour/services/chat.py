@@ -33,6 +33,7 @@ from parlour.providers.registry import ModelRegistry
 from parlour.services.apps import AppContext
 from parlour.services.background import Background
 from parlour.services.end_users import EndUsers
+from parlour.services.files import FileRef, Files
 from parlour.services.inputs import check_inputs
 from parlour.services.knowledge import Knowledge, citations, context_of
 from parlour.services.limits import Limiter
@@ -55,6 +56,7 @@ class ChatCommand:
     inputs: dict[str, Any] = field(default_factory=dict)
     conversation_id: str | None = None
     auto_generate_name: bool = True
+    files: list[Any] | None = None  # Dify's `files` entries, as sent
 
 
 @dataclass(slots=True)
@@ -105,6 +107,7 @@ class ChatService:
         workers: Workers,
         hot: HotPath,
         knowledge: Knowledge | None = None,
+        files: Files | None = None,
     ):
         self.settings = settings
         self.sessions = sessions
@@ -116,6 +119,7 @@ class ChatService:
         self.workers = workers
         self.hot = hot
         self.knowledge = knowledge
+        self.files = files
 
     def active_limit(self, app: AppContext) -> int:
         """Dify's rule: the smallest positive of (the app's limit or the default) and the cap."""
@@ -135,18 +139,19 @@ class ChatService:
         cmd.inputs = check_inputs(
             app.config.user_input_form, cmd.inputs, partial=bool(cmd.conversation_id)
         )
+        refs = await self._files(app, cmd)
         end_user_id = await self.end_users.resolve(app.id, cmd.user)
         await self.limiter.hit(app.id, end_user_id, self.settings.end_user_rpm)
         slot = await self.limiter.acquire(app.id, self.active_limit(app))
         try:
-            return await self._start(app, cmd, model, end_user_id, slot)
+            return await self._start(app, cmd, model, end_user_id, slot, refs)
         except BaseException:
             await self.limiter.release(app.id, slot)
             raise
 
     async def _start(
         self, app: AppContext, cmd: ChatCommand, model: ChatModel, end_user_id: str,
-        slot: str | None,
+        slot: str | None, refs: list[FileRef] | None = None,
     ) -> ChatRun:
         started = time.perf_counter()
         now = utcnow()
@@ -166,6 +171,8 @@ class ChatService:
             raise ConversationNotExists()
         inputs, history = opened
         try:
+            if refs and self.files is not None:
+                await self.files.attach(app.id, message_id, refs)
             variables: dict[str, Any] = {}
             if app.config.conversation_variables:
                 async with self.sessions.begin() as session:
@@ -197,6 +204,12 @@ class ChatService:
             handle=handle,
             abandon=lambda: self._settle(run, "", None, "stopped", "The client went away."),
         )
+
+    async def _files(self, app: AppContext, cmd: ChatCommand) -> list[FileRef]:
+        """The message's `files`, checked (recorded with the message, not shown to the model)."""
+        if self.files is None or not cmd.files:
+            return []
+        return await self.files.resolve(app, cmd.files)
 
     async def _events(self, run: _Turn) -> AsyncIterator[Event]:
         turn, handle, started = run.turn, run.handle, run.started

@@ -24,6 +24,7 @@ from parlour.providers.registry import ModelRegistry
 from parlour.services.apps import AppContext
 from parlour.services.conversations import keyset, owned_conversation
 from parlour.services.end_users import EndUsers
+from parlour.services.files import files_of_messages
 from parlour.services.knowledge import listed_citations
 from parlour.storage.db import insert_ignoring_duplicates
 from parlour.storage.models import Message, MessageFeedback, epoch, utcnow
@@ -38,7 +39,9 @@ SUGGEST_PROMPT = (
 _ARRAY = re.compile(r"\[.*?\]", re.S)
 
 
-def message_dict(row: Message, rating: str | None) -> dict[str, Any]:
+def message_dict(
+    row: Message, rating: str | None, files: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     running = row.status == "running"
     return {
         "id": row.id,
@@ -47,7 +50,7 @@ def message_dict(row: Message, rating: str | None) -> dict[str, Any]:
         "inputs": row.inputs or {},
         "query": row.query,
         "answer": "" if running else row.answer,
-        "message_files": [],
+        "message_files": files or [],
         "feedback": {"rating": rating} if rating else None,
         "retriever_resources": listed_citations(
             row.retriever_resources, row.id, epoch(row.created_at)
@@ -142,11 +145,12 @@ class Messages:
             has_more = len(rows) > limit
             rows = rows[:limit]
             ratings = await self._ratings(session, [r.id for r in rows])
+            files = await files_of_messages(session, [r.id for r in rows])
         rows.reverse()
         return {
             "limit": limit,
             "has_more": has_more,
-            "data": [message_dict(r, ratings.get(r.id)) for r in rows],
+            "data": [message_dict(r, ratings.get(r.id), files.get(r.id)) for r in rows],
         }
 
     async def _ratings(self, session: AsyncSession, ids: list[str]) -> dict[str, str]:

@@ -233,3 +233,86 @@ class KnowledgeSegment(Base):
     hit_count: Mapped[int] = mapped_column(Integer, default=0)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UploadFile(Base):
+    """An uploaded file; its bytes live in the blob store under ``key``."""
+
+    __tablename__ = "upload_files"
+    __table_args__ = (Index("ix_upload_files_app_created", "app_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    end_user_id: Mapped[str] = mapped_column(String(36))
+    name: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    extension: Mapped[str] = mapped_column(String(64), default="")
+    mime_type: Mapped[str] = mapped_column(String(255), default="")
+    key: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MessageFile(Base):
+    """A file attached to a message (``belongs_to`` user: sent with the query)."""
+
+    __tablename__ = "message_files"
+    __table_args__ = (
+        Index("ix_message_files_message", "message_id"),
+        Index("ix_message_files_upload", "upload_file_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    message_id: Mapped[str] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(32))
+    transfer_method: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str | None] = mapped_column(Text, default=None)
+    upload_file_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    belongs_to: Mapped[str] = mapped_column(String(16), default="user")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Annotation(Base):
+    """A canned answer to a question (Dify: message annotation); ``vector``: its question
+    embedded with the app's annotation-reply model, when reply is enabled."""
+
+    __tablename__ = "annotations"
+    __table_args__ = (Index("ix_annotations_app_created", "app_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    hit_count: Mapped[int] = mapped_column(Integer, default=0)
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    embedding_model: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AnnotationSetting(Base):
+    """Annotation reply of one app: on when a row exists."""
+
+    __tablename__ = "annotation_settings"
+
+    app_id: Mapped[str] = mapped_column(
+        ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True
+    )
+    score_threshold: Mapped[float] = mapped_column(Float, default=0.9)
+    embedding_model: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AnnotationJob(Base):
+    """An enable/disable job of annotation reply: waiting → completed | error."""
+
+    __tablename__ = "annotation_jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

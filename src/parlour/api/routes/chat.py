@@ -62,6 +62,7 @@ async def send_chat_message(
         inputs=req.inputs or {},
         conversation_id=req.conversation_id,
         auto_generate_name=req.auto_generate_name,
+        files=req.files,
     )
     run = await request.app.state.chat.start(app, cmd)
     if req.response_mode == "blocking":
