@@ -14,7 +14,9 @@ from starlette.middleware.cors import CORSMiddleware
 from parlour import __version__
 from parlour.api import errors
 from parlour.api.routes import (
+    annotations,
     app_info,
+    audio,
     chat,
     conversations,
     feedbacks,
@@ -27,6 +29,7 @@ from parlour.config import Settings
 from parlour.providers.registry import ModelRegistry
 from parlour.retrieval.embedders import EmbedderRegistry
 from parlour.retrieval.vectors import NumpyStore
+from parlour.services.annotations import Annotations
 from parlour.services.apps import AppCache
 from parlour.services.background import Background
 from parlour.services.chat import ChatService
@@ -36,6 +39,7 @@ from parlour.services.files import Files
 from parlour.services.knowledge import Knowledge
 from parlour.services.limits import Limiter, LocalLimiter, RedisLimiter
 from parlour.services.messages import Messages
+from parlour.services.speech import Speech
 from parlour.services.tasks import LocalTaskRegistry, RedisTaskRegistry, TaskRegistry
 from parlour.services.workers import Workers, recover_interrupted
 from parlour.storage.blobs import LocalBlobStore
@@ -105,10 +109,16 @@ async def _build(
         default_model=settings.embedding_model,
     )
     stack.callback(state.knowledge.close)
+    state.annotations = Annotations(
+        sessions, state.knowledge, background, settings.embedding_model,
+        openai_configured=bool(settings.embedding_base_url or settings.openai_base_url),
+    )
+    state.speech = Speech(settings, sessions)
+    stack.push_async_callback(state.speech.close)
     state.files = Files(settings, sessions, LocalBlobStore(settings.data_dir / "files"), end_users)
     state.chat = ChatService(
         settings, sessions, registry, tasks, end_users, background, limiter, workers, hot,
-        state.knowledge, files=state.files,
+        state.knowledge, files=state.files, annotations=state.annotations,
     )
     state.conversations = Conversations(sessions, registry, end_users)
     state.messages = Messages(sessions, registry, end_users)
@@ -146,7 +156,7 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
     errors.install(app)
     app.include_router(health.router)
     for module in (
-        index, chat, conversations, messages, feedbacks, app_info, files
+        index, chat, conversations, messages, feedbacks, app_info, files, audio, annotations
     ):
         app.include_router(module.router, prefix="/v1")
     return app

@@ -58,6 +58,13 @@ async def test_every_sdk_method(server: Server) -> None:
     assert r.status_code == 400 and r.json()["code"] == "invalid_param"
     r = await call(sdk.file_upload, "sdk-user", {"file": ("a.txt", b"hi", "text/plain")})
     assert r.status_code == 201 and r.json()["name"] == "a.txt" and r.json()["size"] == 2
+    await set_config(server, file_upload={"enabled": True})
+    fid = r.json()["id"]
+    files = [{"type": "document", "transfer_method": "local_file", "upload_file_id": fid}]
+    r = await call(sdk.create_chat_message, {}, "read this", "sdk-user", files=files)
+    assert r.status_code == 200, r.text
+    r = await call(sdk.get_conversation_messages, "sdk-user", r.json()["conversation_id"])
+    assert r.json()["data"][0]["message_files"][0]["filename"] == "a.txt"
     r = await call(client(server, CompletionClient).create_completion_message, {}, "blocking",
                    "sdk-user")
     assert r.status_code == 404 and r.json()["code"] == "not_found"  # chat apps only

@@ -84,7 +84,7 @@ class Framer:
 
 def end_metadata(event: MessageEnd) -> dict[str, Any]:
     return {
-        "annotation_reply": None,
+        "annotation_reply": event.annotation_reply,
         "retriever_resources": event.retriever_resources,
         "usage": event.usage,
     }

@@ -19,6 +19,7 @@ class MessageEnd:
 
     usage: dict[str, Any]
     retriever_resources: list[dict[str, Any]] = field(default_factory=list)
+    annotation_reply: dict[str, Any] | None = None  # {id, account} when an annotation answered
 
 
 @dataclass(slots=True)

@@ -30,6 +30,7 @@ from parlour.pipeline.prompt import fill
 from parlour.pipeline.turn import TurnInput, TurnState, run_turn
 from parlour.providers.base import ChatModel
 from parlour.providers.registry import ModelRegistry
+from parlour.services.annotations import AnnotationHit, Annotations
 from parlour.services.apps import AppContext
 from parlour.services.background import Background
 from parlour.services.end_users import EndUsers
@@ -108,6 +109,7 @@ class ChatService:
         hot: HotPath,
         knowledge: Knowledge | None = None,
         files: Files | None = None,
+        annotations: Annotations | None = None,
     ):
         self.settings = settings
         self.sessions = sessions
@@ -120,6 +122,7 @@ class ChatService:
         self.hot = hot
         self.knowledge = knowledge
         self.files = files
+        self.annotations = annotations
 
     def active_limit(self, app: AppContext) -> int:
         """Dify's rule: the smallest positive of (the app's limit or the default) and the cap."""
@@ -223,6 +226,14 @@ class ChatService:
         deadline = started + limits.max_execution_time
         resources: list[dict[str, Any]] = []
         try:
+            hit = await self._annotation(run)
+            if hit is not None:  # annotation reply: the canned answer, no model call
+                parts.append(hit.answer)
+                yield MessageDelta(hit.answer)
+                prices = self.settings.price_for(turn.model.name)
+                usage = usage_dict(0, 0, prices, time.perf_counter() - started)
+                yield MessageEnd(usage=usage, annotation_reply=hit.reply())
+                return
             resources = await self._retrieve(run)
             while not handle.stopped:
                 wait = limits.token_timeout if parts else limits.first_token_timeout
@@ -260,6 +271,16 @@ class ChatService:
                 self.background.spawn(
                     name_conversation(self.hot, turn.model, run.conversation_id, turn.query)
                 )
+
+    async def _annotation(self, run: _Turn) -> AnnotationHit | None:
+        """The app's annotation for the query when annotation reply is on and it matches."""
+        if self.annotations is None or not run.turn.config.annotation_reply.enabled:
+            return None
+        try:
+            return await self.annotations.match(run.app_id, run.turn.query)
+        except Exception:  # reply is an optimisation: the model answers instead
+            log.exception("annotation reply failed")
+            return None
 
     async def _retrieve(self, run: _Turn) -> list[dict[str, Any]]:
         """Knowledge for the prompt, before the model is called; the citations to show."""

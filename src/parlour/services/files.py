@@ -128,12 +128,14 @@ class Files:
         source: BinaryIO, size: int,
     ) -> dict[str, Any]:
         """Dify's checks after the multipart ones: name, blacklist, size by extension group."""
+        filename, mime_type = filename.replace("\x00", ""), mime_type.replace("\x00", "")
         if "/" in filename or "\\" in filename:
             raise InvalidParam("Filename contains invalid characters")
         extension = filename.rsplit(".", 1)[1].lower() if "." in filename else ""
         if len(filename) > 200:
             stem = filename.split(".", 1)[0][:200]
             filename = f"{stem}.{extension}" if extension else stem
+            filename = filename[:255]
         blacklist = {e.lower().lstrip(".") for e in self.settings.upload_file_extension_blacklist}
         if extension and extension in blacklist:
             raise InvalidParam(f"File extension '.{extension}' is not allowed for security reasons")
