@@ -16,14 +16,23 @@ UUID_LEN = 36
 
 
 async def messages_of(server: Server, conversation_id: str) -> list[Message]:
+    """The conversation's rows once saved (a stream's outcome is saved just after its end)."""
     engine = server.database.engine()
     try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(
-                select(Message).where(Message.conversation_id == conversation_id)
-                .order_by(Message.created_at)
-            )
-            return list(rows.all())  # type: ignore[arg-type]
+        for _ in range(100):
+            async with engine.connect() as conn:
+                rows = list(
+                    (
+                        await conn.execute(
+                            select(Message).where(Message.conversation_id == conversation_id)
+                            .order_by(Message.created_at)
+                        )
+                    ).all()
+                )
+            if all(r.status != "running" for r in rows):
+                break
+            await asyncio.sleep(0.02)
+        return rows  # type: ignore[return-value]
     finally:
         await engine.dispose()
 

@@ -124,11 +124,18 @@ class EventStreamResponse(Response):
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
         watcher, pinger = loop.create_task(watch()), loop.create_task(ping())
         events = self.run.events
+        done = False
         try:
             async for event in events:
                 frame = self.framer.encode(event)
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
                 last_sent = loop.time()
+                if type(event) is MessageDelta:
+                    await send({"type": "http.response.body", "body": frame, "more_body": True})
+                    continue
+                # terminal: the client has its whole answer now; the run is saved after
+                await send({"type": "http.response.body", "body": frame, "more_body": False})
+                done = True
+                break
         except asyncio.CancelledError:
             if gone:
                 main.uncancel()
@@ -145,7 +152,8 @@ class EventStreamResponse(Response):
             watcher.cancel()
             pinger.cancel()
             await self.run.close()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if not done:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def collect(run: ChatRun) -> dict[str, Any]:

@@ -93,6 +93,7 @@ class _Turn:
     started: float
     name_later: bool
     slot: str | None
+    released: bool = False
 
 
 class ChatService:
@@ -225,6 +226,7 @@ class ChatService:
         limits = self.settings
         deadline = started + limits.max_execution_time
         resources: list[dict[str, Any]] = []
+        ended = False  # the terminal event went out: a close after it is not a disconnect
         try:
             hit = await self._annotation(run)
             if hit is not None:  # annotation reply: the canned answer, no model call
@@ -232,6 +234,8 @@ class ChatService:
                 yield MessageDelta(hit.answer)
                 prices = self.settings.price_for(turn.model.name)
                 usage = usage_dict(0, 0, prices, time.perf_counter() - started)
+                ended = True
+                await self._release(run)
                 yield MessageEnd(usage=usage, annotation_reply=hit.reply())
                 return
             resources = await self._retrieve(run)
@@ -249,17 +253,22 @@ class ChatService:
                 await _absorb_stop(handle)
             latency = time.perf_counter() - started
             usage = self._usage(turn, state, parts, latency, first_token)
+            ended = True
+            await self._release(run)
             yield MessageEnd(usage=usage, retriever_resources=resources)
         except ParlourError as exc:
             status, error = "error", exc.message
+            await self._release(run)
             yield ErrorEvent(exc.code, exc.status, exc.message)
         except Exception as exc:
             log.exception("generation failed")
             status, error = "error", f"{type(exc).__name__}: {exc}"
             internal = InternalError()
+            await self._release(run)
             yield ErrorEvent(internal.code, internal.status, internal.message)
         except BaseException:  # client disconnect (cancel or close): keep what was generated
-            status = "stopped"
+            if not ended:
+                status = "stopped"
             raise
         finally:
             await stream.aclose()
@@ -305,8 +314,16 @@ class ChatService:
         try:
             await self._finish(run.message_id, answer, usage, status, error)
         finally:
-            await self.tasks.unregister(run.handle)
-            await self.limiter.release(run.app_id, run.slot)
+            await self._release(run)
+
+    async def _release(self, run: _Turn) -> None:
+        """Free the run's slot and task id (once): before its last event goes out, so a
+        client that starts its next request at once is not refused."""
+        if run.released:
+            return
+        run.released = True
+        await self.tasks.unregister(run.handle)
+        await self.limiter.release(run.app_id, run.slot)
 
     def _usage(
         self,
