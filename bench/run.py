@@ -199,14 +199,13 @@ async def pg_reset_schema(url: str, schema: str) -> list[int]:
         await conn.execute(f"DROP SCHEMA IF EXISTS {ident} CASCADE")
         await conn.execute(f"CREATE SCHEMA {ident}")
         backend = await conn.fetchval("SELECT pg_backend_pid()")
+        try:  # read while this backend is alive: its parent is the postmaster
+            stat = open(f"/proc/{backend}/stat", "rb").read()
+            return [int(stat[stat.rfind(b")") + 2:].split()[1])]
+        except OSError:
+            raise RuntimeError("postgres is not a local process here: its CPU cannot be accounted") from None
     finally:
         await conn.close()
-    try:
-        stat = open(f"/proc/{backend}/stat", "rb").read()
-        return [int(stat[stat.rfind(b")") + 2:].split()[1])]
-    except OSError:
-        log("postgres is not a local process here: its CPU is not accounted")
-        return []
 
 
 # --------------------------------------------------------------------------- the harness
@@ -533,9 +532,20 @@ def render(path: Path, dest: Path, note: str = "") -> bool:
     ]
     revs: dict[str, set] = {}
     for (lab, *_), r in best.items():
+        if lab.startswith("floor"):
+            continue
         revs.setdefault(r["meta"].get("rev", "?"), set()).add(lab)
     lines += ["Code measured (`rev` = commit, `+dirty.<hash>` = uncommitted changes under src/ at the time): "
               + "; ".join(f"`{rv}`: {', '.join(sorted(labs))}" for rv, labs in sorted(revs.items())), ""]
+    lines += [
+        "CPU accounting is the harness's: utime+stime of the named processes and their live "
+        "descendants, sampled before and after each run, so a process that exits during a run "
+        "(e.g. a PostgreSQL backend closed by a pool) takes its CPU with it. `other cores` is the "
+        "rest of the machine's CPU during the run (other work on this shared 2-core machine); "
+        "matrix.py waits for a quiet machine and repeats runs above 0.25. Where the CPU goes "
+        "inside parlour: PROFILE.md (`bench/run.py --profile`).",
+        "",
+    ]
     if note:
         lines += [note, ""]
 
