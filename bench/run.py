@@ -74,7 +74,9 @@ def port_busy(port: int) -> bool:
 
 def who_listens(port: int) -> str:
     try:
-        out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True
+        ).stdout
         return out.strip() or "?"
     except OSError:
         return "?"
@@ -117,8 +119,14 @@ def cpus(spec: str) -> set[int]:
 
 def start(cmd: list[str], logfile: Path, cpuset: set[int] | None, **kw) -> subprocess.Popen:
     pre = (lambda: os.sched_setaffinity(0, cpuset)) if cpuset else None
-    return subprocess.Popen(cmd, stdout=open(logfile, "w"), stderr=subprocess.STDOUT,
-                            preexec_fn=pre, start_new_session=True, **kw)
+    return subprocess.Popen(
+        cmd,
+        stdout=open(logfile, "w"),
+        stderr=subprocess.STDOUT,
+        preexec_fn=pre,
+        start_new_session=True,
+        **kw,
+    )
 
 
 def stop(p: subprocess.Popen | None, grace: float = 20.0) -> None:
@@ -159,8 +167,14 @@ class Parlour:
 
     def cli(self, *args: str) -> object:
         # cwd = the data dir: no stray .env is read
-        out = subprocess.run([self.bin, *args], env=self.env, cwd=self.data_dir,
-                             capture_output=True, text=True, check=False)
+        out = subprocess.run(
+            [self.bin, *args],
+            env=self.env,
+            cwd=self.data_dir,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if out.returncode != 0:
             raise RuntimeError(f"parlour {' '.join(args)} failed:\n{out.stdout}\n{out.stderr}")
         return json.loads(out.stdout)
@@ -172,12 +186,19 @@ class Parlour:
         keys = self.cli("keys", "create", "bench", "--json")
         key = keys[0] if isinstance(keys, list) else keys
         self.key = key["key"]
-        log(f"parlour ({self.db}): data dir {self.data_dir}, app {app[0]['id'] if isinstance(app, list) else app}")
+        log(
+            f"parlour ({self.db}): data dir {self.data_dir}, app {app[0]['id'] if isinstance(app, list) else app}"
+        )
 
     def serve(self) -> int:
         LOGS.mkdir(exist_ok=True)
-        self.proc = start([self.bin, "serve"], LOGS / f"parlour-{self.db}.log", cpus(self.a.sut_cpus),
-                          env=self.env, cwd=self.data_dir)
+        self.proc = start(
+            [self.bin, "serve"],
+            LOGS / f"parlour-{self.db}.log",
+            cpus(self.a.sut_cpus),
+            env=self.env,
+            cwd=self.data_dir,
+        )
         wait_http(f"http://127.0.0.1:{self.a.port}/v1/", 90)
         log(f"parlour ({self.db}) serving on :{self.a.port}, pid {self.proc.pid}")
         return self.proc.pid
@@ -201,9 +222,11 @@ async def pg_reset_schema(url: str, schema: str) -> list[int]:
         backend = await conn.fetchval("SELECT pg_backend_pid()")
         try:  # read while this backend is alive: its parent is the postmaster
             stat = open(f"/proc/{backend}/stat", "rb").read()
-            return [int(stat[stat.rfind(b")") + 2:].split()[1])]
+            return [int(stat[stat.rfind(b")") + 2 :].split()[1])]
         except OSError:
-            raise RuntimeError("postgres is not a local process here: its CPU cannot be accounted") from None
+            raise RuntimeError(
+                "postgres is not a local process here: its CPU cannot be accounted"
+            ) from None
     finally:
         await conn.close()
 
@@ -211,16 +234,48 @@ async def pg_reset_schema(url: str, schema: str) -> list[int]:
 # --------------------------------------------------------------------------- the harness
 
 
-def matrix(a: argparse.Namespace, label: str, out: Path, *, base_url: str, api_key: str = "bench",
-           start_baseline: bool = False, baseline_args: str = "", sut_pids: list[str] = (),
-           extra_pids: list[str] = (), extra: str = "", modes=None, concurrency=None,
-           delays=None) -> None:
-    cmd = [PY, str(HARNESS / "matrix.py"), "--label", label, "--out", str(out),
-           "--base-url", base_url, "--api-key", api_key, "--mock-port", str(a.mock_port),
-           "--tokens", str(a.tokens), "--sut-cpus", a.sut_cpus, "--aux-cpus", a.aux_cpus,
-           "--modes", *(modes or a.modes),
-           "--concurrency", *map(str, concurrency or a.concurrency),
-           "--delays", *map(str, delays if delays is not None else a.delays)]
+def matrix(
+    a: argparse.Namespace,
+    label: str,
+    out: Path,
+    *,
+    base_url: str,
+    api_key: str = "bench",
+    start_baseline: bool = False,
+    baseline_args: str = "",
+    sut_pids: list[str] = (),
+    extra_pids: list[str] = (),
+    extra: str = "",
+    modes=None,
+    concurrency=None,
+    delays=None,
+) -> None:
+    cmd = [
+        PY,
+        str(HARNESS / "matrix.py"),
+        "--label",
+        label,
+        "--out",
+        str(out),
+        "--base-url",
+        base_url,
+        "--api-key",
+        api_key,
+        "--mock-port",
+        str(a.mock_port),
+        "--tokens",
+        str(a.tokens),
+        "--sut-cpus",
+        a.sut_cpus,
+        "--aux-cpus",
+        a.aux_cpus,
+        "--modes",
+        *(modes or a.modes),
+        "--concurrency",
+        *map(str, concurrency or a.concurrency),
+        "--delays",
+        *map(str, delays if delays is not None else a.delays),
+    ]
     if start_baseline:
         cmd.append("--start-baseline")
     if baseline_args:
@@ -253,9 +308,19 @@ def run_parlour(a: argparse.Namespace, db: str, out: Path) -> None:
         if a.no_title_rows:
             for c, d in NO_TITLE_CELLS:
                 if c in a.concurrency and d in a.delays:
-                    matrix(a, f"{label}-notitle", out, base_url=base, api_key=p.key, sut_pids=sut,
-                           extra_pids=extra_pids, extra=NO_TITLE, modes=["streaming"],
-                           concurrency=[c], delays=[d])
+                    matrix(
+                        a,
+                        f"{label}-notitle",
+                        out,
+                        base_url=base,
+                        api_key=p.key,
+                        sut_pids=sut,
+                        extra_pids=extra_pids,
+                        extra=NO_TITLE,
+                        modes=["streaming"],
+                        concurrency=[c],
+                        delays=[d],
+                    )
     finally:
         p.close()
 
@@ -271,8 +336,21 @@ def profile(a: argparse.Namespace) -> None:
     LOGS.mkdir(exist_ok=True)
     wait_ports_free([a.mock_port, a.port], a.port_wait)
     aux = cpus(a.aux_cpus) if a.aux_cpus else None
-    mock = start([PY, str(HARNESS / "mockllm.py"), "--port", str(a.mock_port), "--tokens", str(a.tokens),
-                  "--delay-ms", "0"], LOGS / "mock-profile.log", aux, cwd=HARNESS)
+    mock = start(
+        [
+            PY,
+            str(HARNESS / "mockllm.py"),
+            "--port",
+            str(a.mock_port),
+            "--tokens",
+            str(a.tokens),
+            "--delay-ms",
+            "0",
+        ],
+        LOGS / "mock-profile.log",
+        aux,
+        cwd=HARNESS,
+    )
     p = Parlour(a, "sqlite")
     results: dict[str, dict] = {}
     try:
@@ -282,27 +360,73 @@ def profile(a: argparse.Namespace) -> None:
         for extra in ("", NO_TITLE):
             tag = "notitle" if extra else "default"
             raw = LOGS / f"profile-{tag}.txt"
-            lg = [PY, str(HARNESS / "loadgen.py"), "--base-url", f"http://127.0.0.1:{a.port}/v1",
-                  "--api-key", p.key, "--mode", "streaming", "-c", "16", "-n", "100000",
-                  "--tokens", str(a.tokens), "--warmup", "64", "--max-seconds", str(a.profile_seconds + 6),
-                  "--label", f"profile-{tag}", "--pids", f"sut={pid}"]
+            lg = [
+                PY,
+                str(HARNESS / "loadgen.py"),
+                "--base-url",
+                f"http://127.0.0.1:{a.port}/v1",
+                "--api-key",
+                p.key,
+                "--mode",
+                "streaming",
+                "-c",
+                "16",
+                "-n",
+                "100000",
+                "--tokens",
+                str(a.tokens),
+                "--warmup",
+                "64",
+                "--max-seconds",
+                str(a.profile_seconds + 6),
+                "--label",
+                f"profile-{tag}",
+                "--pids",
+                f"sut={pid}",
+            ]
             if extra:
                 lg += ["--extra", extra]
             pre = (lambda: os.sched_setaffinity(0, aux)) if aux else None
-            load = subprocess.Popen(lg, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                    preexec_fn=pre)
+            load = subprocess.Popen(
+                lg, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=pre
+            )
             time.sleep(4)  # past the warm-up
             log(f"py-spy record ({tag}) for {a.profile_seconds}s")
             t0 = thread_cpu(pid)
-            subprocess.run([spy, "record", "-p", str(pid), "-d", str(a.profile_seconds), "-r", "100",
-                            "--format", "raw", "--threads", "--nonblocking", "-o", str(raw)],
-                           preexec_fn=pre, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            subprocess.run(
+                [
+                    spy,
+                    "record",
+                    "-p",
+                    str(pid),
+                    "-d",
+                    str(a.profile_seconds),
+                    "-r",
+                    "100",
+                    "--format",
+                    "raw",
+                    "--threads",
+                    "--nonblocking",
+                    "-o",
+                    str(raw),
+                ],
+                preexec_fn=pre,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                check=True,
+            )
             t1 = thread_cpu(pid)
             line = load.communicate()[0].strip().splitlines()[-1]
-            split = {"main": t1.get(pid, 0) - t0.get(pid, 0),
-                     "other threads": sum(v - t0.get(t, 0) for t, v in t1.items() if t != pid)}
-            results[tag] = {"load": json.loads(line), "raw": raw, "threads": split,
-                            "seconds": a.profile_seconds}
+            split = {
+                "main": t1.get(pid, 0) - t0.get(pid, 0),
+                "other threads": sum(v - t0.get(t, 0) for t, v in t1.items() if t != pid),
+            }
+            results[tag] = {
+                "load": json.loads(line),
+                "raw": raw,
+                "threads": split,
+                "seconds": a.profile_seconds,
+            }
     finally:
         p.close()
         stop(mock)
@@ -318,7 +442,7 @@ def thread_cpu(pid: int) -> dict[int, float]:
             s = open(f"/proc/{pid}/task/{t}/stat", "rb").read()
         except OSError:
             continue
-        rest = s[s.rfind(b")") + 2:].split()
+        rest = s[s.rfind(b")") + 2 :].split()
         out[int(t)] = (int(rest[11]) + int(rest[12])) / clk
     return out
 
@@ -334,11 +458,28 @@ def frame_name(frame: str) -> str:
     return f"{fn} ({path})"
 
 
-STARTUP = ("<module> (parlour)", "main (parlour/cli.py)", "serve (parlour/cli.py)", "Runner.run (asyncio/",
-           "run (uvicorn/main.py)", "asyncio_run (uvicorn/", "Server.run (uvicorn/server.py)") + tuple(
-    f"{fn} (typer/" for fn in ("_main", "Typer.__call__", "get_callback.<locals>.wrapper", "TyperGroup.invoke",
-                               "TyperGroup.main")) + ("Context.invoke (typer/", "Command.__call__ (typer/",
-                                                      "Command.invoke (typer/")
+STARTUP = (
+    (
+        "<module> (parlour)",
+        "main (parlour/cli.py)",
+        "serve (parlour/cli.py)",
+        "Runner.run (asyncio/",
+        "run (uvicorn/main.py)",
+        "asyncio_run (uvicorn/",
+        "Server.run (uvicorn/server.py)",
+    )
+    + tuple(
+        f"{fn} (typer/"
+        for fn in (
+            "_main",
+            "Typer.__call__",
+            "get_callback.<locals>.wrapper",
+            "TyperGroup.invoke",
+            "TyperGroup.main",
+        )
+    )
+    + ("Context.invoke (typer/", "Command.__call__ (typer/", "Command.invoke (typer/")
+)
 
 
 def summarize(raw: Path) -> dict:
@@ -370,9 +511,16 @@ def summarize(raw: Path) -> dict:
         pkgs[leaf.split("/", 1)[0] if "/" in leaf else leaf] += c
     # the start-up chain down to the event loop says nothing
     chain = {f for f in total if f.startswith(STARTUP)}
-    return {"n": n, "own": own.most_common(25), "pkgs": pkgs.most_common(15), "threads": threads,
-            "total": [(f, c) for f, c in total.most_common() if f not in chain][:30],
-            "parlour": [(f, c) for f, c in total.most_common() if "(parlour/" in f and f not in chain][:25]}
+    return {
+        "n": n,
+        "own": own.most_common(25),
+        "pkgs": pkgs.most_common(15),
+        "threads": threads,
+        "total": [(f, c) for f, c in total.most_common() if f not in chain][:30],
+        "parlour": [(f, c) for f, c in total.most_common() if "(parlour/" in f and f not in chain][
+            :25
+        ],
+    }
 
 
 def write_profile(a: argparse.Namespace, results: dict[str, dict]) -> None:
@@ -398,11 +546,14 @@ def write_profile(a: argparse.Namespace, results: dict[str, dict]) -> None:
         reqs = max(1.0, (ld["rps"] or 0) * r["seconds"])
         main_ms = 1000 * sp["main"] / reqs
 
-        def row(f, c):
+        def row(f, c, n=n, main_ms=main_ms):
             return f"| {100 * c / n:.1f} | {main_ms * c / n:.2f} | `{f}` |"
 
-        title = "request body as loadgen sends it (auto_generate_name true)" if tag == "default" \
-            else 'with `--extra \'{"auto_generate_name": false}\'`'
+        title = (
+            "request body as loadgen sends it (auto_generate_name true)"
+            if tag == "default"
+            else "with `--extra '{\"auto_generate_name\": false}'`"
+        )
         others = ", ".join(f"{k} {v}" for k, v in s["threads"].most_common(4))
         out += [
             f"## {title}",
@@ -480,12 +631,16 @@ def code_rev() -> str:
 
     rev = git_rev()
     try:
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True,
-                               text=True).stdout
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True, text=True
+        ).stdout
         if not dirty.strip():
             return rev
-        h = hashlib.sha1(subprocess.run(["git", "diff", "HEAD", "--", "src"], cwd=REPO,
-                                        capture_output=True).stdout)
+        h = hashlib.sha1(
+            subprocess.run(
+                ["git", "diff", "HEAD", "--", "src"], cwd=REPO, capture_output=True
+            ).stdout
+        )
         for line in sorted(dirty.splitlines()):
             if line.startswith("??"):
                 path = REPO / line[3:].strip()
@@ -499,8 +654,12 @@ def code_rev() -> str:
 
 def git_rev() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True).stdout.strip() or "?"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+            ).stdout.strip()
+            or "?"
+        )
     except OSError:
         return "?"
 
@@ -527,7 +686,7 @@ def render(path: Path, dest: Path, note: str = "") -> bool:
         "CPU 0; mock and load generator share CPU 1; PostgreSQL is not pinned. `parlour-*` rows "
         "send the body as loadgen sends it (so `auto_generate_name` is true and every new "
         "conversation also makes a background title call to the mock, as Dify does); "
-        "`*-notitle` rows add `{\"auto_generate_name\": false}`.",
+        '`*-notitle` rows add `{"auto_generate_name": false}`.',
         "",
     ]
     revs: dict[str, set] = {}
@@ -535,8 +694,11 @@ def render(path: Path, dest: Path, note: str = "") -> bool:
         if lab.startswith("floor"):
             continue
         revs.setdefault(r["meta"].get("rev", "?"), set()).add(lab)
-    lines += ["Code measured (`rev` = commit, `+dirty.<hash>` = uncommitted changes under src/ at the time): "
-              + "; ".join(f"`{rv}`: {', '.join(sorted(labs))}" for rv, labs in sorted(revs.items())), ""]
+    lines += [
+        "Code measured (`rev` = commit, `+dirty.<hash>` = uncommitted changes under src/ at the time): "
+        + "; ".join(f"`{rv}`: {', '.join(sorted(labs))}" for rv, labs in sorted(revs.items())),
+        "",
+    ]
     lines += [
         "CPU accounting is the harness's: utime+stime of the named processes and their live "
         "descendants, sampled before and after each run, so a process that exits during a run "
@@ -555,10 +717,14 @@ def render(path: Path, dest: Path, note: str = "") -> bool:
     bad = []
     for k, r in sorted(best.items()):
         if k[0].startswith("parlour") and (r["errors"] or r["check_failures"]):
-            bad.append(f"{k[0]} {k[2]} C={k[3]} delay {k[1]:g}: errors {r['errors']} checks {r['check_failures']}")
+            bad.append(
+                f"{k[0]} {k[2]} C={k[3]} delay {k[1]:g}: errors {r['errors']} checks {r['check_failures']}"
+            )
     n_cells = sum(1 for k in best if k[0].startswith("parlour"))
-    bar.append(f"- 0 errors and 0 check failures in every parlour cell ({n_cells} cells): "
-               + ("**yes**" if not bad else "**NO**: " + "; ".join(bad)))
+    bar.append(
+        f"- 0 errors and 0 check failures in every parlour cell ({n_cells} cells): "
+        + ("**yes**" if not bad else "**NO**: " + "; ".join(bad))
+    )
     bar_ok &= not bad
     for lab in [s for s in suts if not s.endswith("-notitle")]:
         r, f = best.get((lab, 0.0, "streaming", 16)), floor("floor-aiohttp", (0.0, "streaming", 16))
@@ -567,22 +733,34 @@ def render(path: Path, dest: Path, note: str = "") -> bool:
             ok = x <= 3
             if lab == "parlour-sqlite":
                 bar_ok &= ok
-            bar.append(f"- {lab}: streaming server CPU/request at C=16, delay 0: "
-                       f"{r['cpu_ms_per_req']['sut']:.2f} ms vs aiohttp floor {f['cpu_ms_per_req']['sut']:.2f} ms "
-                       f"= **{x:.2f}x** (bar <= 3x{'' if lab == 'parlour-sqlite' else ', set for SQLite'}): "
-                       + ("**yes**" if ok else "**NO**"))
-        r, f = best.get((lab, 20.0, "streaming", 256)), floor("floor-aiohttp", (20.0, "streaming", 256))
+            bar.append(
+                f"- {lab}: streaming server CPU/request at C=16, delay 0: "
+                f"{r['cpu_ms_per_req']['sut']:.2f} ms vs aiohttp floor {f['cpu_ms_per_req']['sut']:.2f} ms "
+                f"= **{x:.2f}x** (bar <= 3x{'' if lab == 'parlour-sqlite' else ', set for SQLite'}): "
+                + ("**yes**" if ok else "**NO**")
+            )
+        r, f = (
+            best.get((lab, 20.0, "streaming", 256)),
+            floor("floor-aiohttp", (20.0, "streaming", 256)),
+        )
         if r and f:
             x = r["rps"] / f["rps"]
             ok = x >= 0.8
             bar_ok &= ok
-            bar.append(f"- {lab}: 256 streams at 20 ms/token: {r['rps']:.1f} req/s vs aiohttp floor "
-                       f"{f['rps']:.1f} = **{x:.2f}x** (bar >= 0.8x): " + ("**yes**" if ok else "**NO**"))
-    disturbed = [f"{k[0]} {k[2]} C={k[3]} delay {k[1]:g} ({r.get('other_cores')})"
-                 for k, r in sorted(best.items()) if (r.get("other_cores") or 0) > 0.25]
-    bar.append("- rows with other_cores > 0.25 (other work on the machine during the run; matrix.py "
-               "repeated them up to 3 times, this is the least disturbed): "
-               + (", ".join(disturbed) if disturbed else "none"))
+            bar.append(
+                f"- {lab}: 256 streams at 20 ms/token: {r['rps']:.1f} req/s vs aiohttp floor "
+                f"{f['rps']:.1f} = **{x:.2f}x** (bar >= 0.8x): " + ("**yes**" if ok else "**NO**")
+            )
+    disturbed = [
+        f"{k[0]} {k[2]} C={k[3]} delay {k[1]:g} ({r.get('other_cores')})"
+        for k, r in sorted(best.items())
+        if (r.get("other_cores") or 0) > 0.25
+    ]
+    bar.append(
+        "- rows with other_cores > 0.25 (other work on the machine during the run; matrix.py "
+        "repeated them up to 3 times, this is the least disturbed): "
+        + (", ".join(disturbed) if disturbed else "none")
+    )
     lines += bar + [""]
 
     # ---- ratios
@@ -613,22 +791,39 @@ def render(path: Path, dest: Path, note: str = "") -> bool:
                     x = (x or {}).get(k_) if isinstance(x, dict) else None
                 return x
 
-            lines.append("| " + " | ".join([
-                lab, f"{cell[0]:g}", cell[1], str(cell[2]), num(r["rps"]), cpu_s,
-                ratio(cpu, g(fa, "cpu_ms_per_req", "sut")), ratio(r["rps"], g(fa, "rps")),
-                ratio(g(r, "latency_ms", "p99"), g(fa, "latency_ms", "p99")),
-                ratio(g(r, "ttft_ms", "p99"), g(fa, "ttft_ms", "p99")),
-                ratio(cpu, g(fh, "cpu_ms_per_req", "sut")), ratio(r["rps"], g(fh, "rps")),
-                ratio(g(r, "latency_ms", "p99"), g(fh, "latency_ms", "p99")),
-                json.dumps(r["errors"]) if r["errors"] else "0",
-                json.dumps(r["check_failures"]) if r["check_failures"] else "0",
-                num(r.get("other_cores")),
-            ]) + " |")
+            lines.append(
+                "| "
+                + " | ".join(
+                    [
+                        lab,
+                        f"{cell[0]:g}",
+                        cell[1],
+                        str(cell[2]),
+                        num(r["rps"]),
+                        cpu_s,
+                        ratio(cpu, g(fa, "cpu_ms_per_req", "sut")),
+                        ratio(r["rps"], g(fa, "rps")),
+                        ratio(g(r, "latency_ms", "p99"), g(fa, "latency_ms", "p99")),
+                        ratio(g(r, "ttft_ms", "p99"), g(fa, "ttft_ms", "p99")),
+                        ratio(cpu, g(fh, "cpu_ms_per_req", "sut")),
+                        ratio(r["rps"], g(fh, "rps")),
+                        ratio(g(r, "latency_ms", "p99"), g(fh, "latency_ms", "p99")),
+                        json.dumps(r["errors"]) if r["errors"] else "0",
+                        json.dumps(r["check_failures"]) if r["check_failures"] else "0",
+                        num(r.get("other_cores")),
+                    ]
+                )
+                + " |"
+            )
     lines += [""]
 
     # ---- the full table, by the harness's report.py
-    rep = subprocess.run([PY, str(HARNESS / "report.py"), str(path), "--best"], capture_output=True,
-                         text=True, check=True).stdout
+    rep = subprocess.run(
+        [PY, str(HARNESS / "report.py"), str(path), "--best"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     lines += ["## All rows (`report.py --best`)", "", rep.rstrip(), ""]
     dest.write_text("\n".join(lines))
     log(f"wrote {dest}; bar {'met' if bar_ok else 'NOT met'}")
@@ -639,22 +834,39 @@ def render(path: Path, dest: Path, note: str = "") -> bool:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--only", nargs="+", choices=PHASES, default=list(PHASES), help="phases to run")
-    ap.add_argument("--smoke", action="store_true",
-                    help="few requests per cell (C 1 16 256, no retries); results to bench/logs/; "
-                         "exit 1 on any error or check failure")
-    ap.add_argument("--profile", action="store_true", help="only profile parlour with py-spy (-> PROFILE.md)")
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="few requests per cell (C 1 16 256, no retries); results to bench/logs/; "
+        "exit 1 on any error or check failure",
+    )
+    ap.add_argument(
+        "--profile", action="store_true", help="only profile parlour with py-spy (-> PROFILE.md)"
+    )
     ap.add_argument("--profile-seconds", type=int, default=20)
     ap.add_argument("--render", type=Path, help="only render RESULTS.md from this results file")
     ap.add_argument("--out", type=Path, help="results file (default bench/results-<time>.jsonl)")
-    ap.add_argument("--results-md", type=Path, help="default bench/RESULTS.md (smoke: bench/logs/RESULTS-smoke.md)")
+    ap.add_argument(
+        "--results-md",
+        type=Path,
+        help="default bench/RESULTS.md (smoke: bench/logs/RESULTS-smoke.md)",
+    )
     ap.add_argument("--modes", nargs="+", default=["blocking", "streaming"])
     ap.add_argument("--concurrency", nargs="+", type=int, default=[1, 16, 64, 256])
     ap.add_argument("--delays", nargs="+", type=float, default=[0, 20])
-    ap.add_argument("--no-title-rows", action=argparse.BooleanOptionalAction, default=True,
-                    help="also the streaming rows with auto_generate_name false (C=16/0 ms, C=256/20 ms)")
-    ap.add_argument("--tokens", type=int, default=32, help="mock tokens per reply (loadgen checks them)")
+    ap.add_argument(
+        "--no-title-rows",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also the streaming rows with auto_generate_name false (C=16/0 ms, C=256/20 ms)",
+    )
+    ap.add_argument(
+        "--tokens", type=int, default=32, help="mock tokens per reply (loadgen checks them)"
+    )
     ap.add_argument("--model", default="mock-gpt", help="the mock's model name")
     ap.add_argument("--mock-port", type=int, default=18000)
     ap.add_argument("--baseline-port", type=int, default=18080)
@@ -664,8 +876,12 @@ def main(argv=None) -> int:
     ap.add_argument("--sut-cpus", default="0")
     ap.add_argument("--aux-cpus", default="1")
     ap.add_argument("--port-wait", type=float, default=900, help="max s to wait for a busy port")
-    ap.add_argument("--matrix-args", nargs=argparse.REMAINDER, default=[],
-                    help="the rest goes to matrix.py as is, e.g. --matrix-args --retries 1")
+    ap.add_argument(
+        "--matrix-args",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="the rest goes to matrix.py as is, e.g. --matrix-args --retries 1",
+    )
     a = ap.parse_args(argv)
 
     if a.render:
@@ -678,8 +894,23 @@ def main(argv=None) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     if a.smoke:
         a.concurrency = [c for c in a.concurrency if c in (1, 16, 256)]
-        a.matrix_args = ["--n-per-c", "1", "--min-n", "32", "--min-n-delayed", "8", "--warmup-per-c", "0.25",
-                         "--retries", "0", "--quiet-wait", "20", "--settle", "0.3", *a.matrix_args]
+        a.matrix_args = [
+            "--n-per-c",
+            "1",
+            "--min-n",
+            "32",
+            "--min-n-delayed",
+            "8",
+            "--warmup-per-c",
+            "0.25",
+            "--retries",
+            "0",
+            "--quiet-wait",
+            "20",
+            "--settle",
+            "0.3",
+            *a.matrix_args,
+        ]
         out = a.out or LOGS / f"results-smoke-{stamp}.jsonl"
         dest = a.results_md or LOGS / "RESULTS-smoke.md"
     else:
@@ -691,18 +922,34 @@ def main(argv=None) -> int:
     # SIGTERM: stop cleanly (the finally blocks stop parlour; matrix.py stops its own children)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if "floor-httpx" in a.only:
-        matrix(a, "floor-httpx", out, base_url=f"http://127.0.0.1:{a.baseline_port}/v1", start_baseline=True,
-               baseline_args="--client httpx")
+        matrix(
+            a,
+            "floor-httpx",
+            out,
+            base_url=f"http://127.0.0.1:{a.baseline_port}/v1",
+            start_baseline=True,
+            baseline_args="--client httpx",
+        )
     if "floor-aiohttp" in a.only:
-        matrix(a, "floor-aiohttp", out, base_url=f"http://127.0.0.1:{a.baseline_port}/v1",
-               start_baseline=True, baseline_args="--client aiohttp")
+        matrix(
+            a,
+            "floor-aiohttp",
+            out,
+            base_url=f"http://127.0.0.1:{a.baseline_port}/v1",
+            start_baseline=True,
+            baseline_args="--client aiohttp",
+        )
     for db in ("sqlite", "pg"):
         if db in a.only:
             run_parlour(a, db, out)
     ok = render(out, dest)
     if a.smoke:
         best = load_best(out)
-        bad = {k: (r["errors"], r["check_failures"]) for k, r in best.items() if r["errors"] or r["check_failures"]}
+        bad = {
+            k: (r["errors"], r["check_failures"])
+            for k, r in best.items()
+            if r["errors"] or r["check_failures"]
+        }
         log("smoke: " + ("0 errors, 0 check failures" if not bad else f"FAILURES {bad}"))
         return 1 if bad else 0
     return 0 if ok else 1
