@@ -8,7 +8,15 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from parlour.api.deps import CurrentApp, JsonBody, json_doc, user_of, validate
+from parlour.api.deps import (
+    CurrentApp,
+    JsonBody,
+    current_app,
+    json_body,
+    json_doc,
+    user_of,
+    validate,
+)
 from parlour.api.schemas.chat import ChatRequest, StopRequest
 from parlour.api.schemas.responses import ERRORS, ChatCompletion, Result, ok
 from parlour.api.sse import EventStreamResponse, collect
@@ -47,9 +55,10 @@ CHAT_RESPONSES: dict[int | str, Any] = {
 @router.post(
     "/chat-messages", openapi_extra=_chat_body(), response_model=None, responses=CHAT_RESPONSES
 )
-async def send_chat_message(
-    request: Request, app: CurrentApp, body: JsonBody
-) -> Response:
+async def send_chat_message(request: Request) -> Response:
+    # the hot path: called directly rather than through FastAPI's dependency resolution
+    app = await current_app(request)
+    body = await json_body(request)
     user = user_of(body.get("user"), required=True)
     if app.mode not in CHAT_MODES:
         raise NotChatApp()
