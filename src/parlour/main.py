@@ -25,6 +25,7 @@ from parlour.api.routes import (
     index,
     messages,
 )
+from parlour.api.sse import DirectSend
 from parlour.config import Settings
 from parlour.providers.registry import ModelRegistry
 from parlour.retrieval.embedders import EmbedderRegistry
@@ -153,6 +154,7 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
         allow_headers=["Content-Type", "Authorization", "X-App-Code", "X-App-Passport"],
         expose_headers=["X-Version", "X-Env", "X-Trace-Id"],
     )
+    app.add_middleware(DirectSend)  # added last: the outermost of parlour's middleware
     errors.install(app)
     app.include_router(health.router)
     for module in (

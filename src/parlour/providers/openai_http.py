@@ -34,9 +34,9 @@ class OpenAIHttpClient:
         self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
-        self.timeout = aiohttp.ClientTimeout(
-            total=None, connect=connect_timeout, sock_read=timeout
-        )
+        # no per-read timer: rescheduling it on every chunk cost CPU per token, and the chat
+        # service already bounds the wait for the first token, each next one, and the total
+        self.timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
