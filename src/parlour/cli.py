@@ -10,17 +10,16 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parlour.cli_kb import kb_cli
+from parlour.cli_shared import JsonOpt, console, on_database, show
 from parlour.config import Settings
 from parlour.errors import ParlourError
 from parlour.services import appdef
 from parlour.services import apps as apps_service
 from parlour.services.setup import migrate as run_migrations
 from parlour.services.setup import prepare
-from parlour.storage.db import make_engine, make_sessionmaker
 
 T = TypeVar("T")
 cli = typer.Typer(help="parlour: a Dify-compatible chat-app server.", no_args_is_help=True)
@@ -31,42 +30,18 @@ keys_cli = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help
 cli.add_typer(apps_cli, name="apps")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(kb_cli, name="kb")
-console = Console()
 err_console = Console(stderr=True)
-JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
 FileArg = typer.Argument(..., exists=True, dir_okay=False, help="Dify DSL or parlour app YAML.")
 
 
 def _in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run ``work`` in one committed transaction on a migrated database."""
 
-    async def go() -> T:
-        settings = Settings()
-        await run_migrations(settings)
-        engine = make_engine(settings.resolved_database_url(), schema=settings.database_schema)
-        try:
-            async with make_sessionmaker(engine).begin() as session:
-                return await work(session)
-        finally:
-            await engine.dispose()
+    async def in_transaction(_settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> T:
+        async with sessions.begin() as session:
+            return await work(session)
 
-    try:
-        return asyncio.run(go())
-    except ParlourError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(1) from None
-
-
-def _show(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    table = Table(title=title)
-    for column in rows[0].keys() if rows else ["(none)"]:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
-    console.print(table)
+    return on_database(in_transaction)
 
 
 @cli.command()
@@ -125,7 +100,7 @@ def apps_create(
         )
         return apps_service.app_dict(app)
 
-    _show([_in_session(work)], as_json, "app created")
+    show([_in_session(work)], as_json, "app created")
 
 
 @apps_cli.command("list")
@@ -135,7 +110,7 @@ def apps_list(as_json: bool = JsonOpt) -> None:
     async def work(session: AsyncSession) -> list[dict[str, Any]]:
         return [apps_service.app_dict(a) for a in await apps_service.list_apps(session)]
 
-    _show(_in_session(work), as_json, "apps")
+    show(_in_session(work), as_json, "apps")
 
 
 @keys_cli.command("create")
@@ -147,7 +122,7 @@ def keys_create(app: str = typer.Argument(..., help="App id or name."), as_json:
         key, token = await apps_service.create_key(session, found)
         return {**apps_service.key_dict(key), "key": token}
 
-    _show([_in_session(work)], as_json, "key created (shown once)")
+    show([_in_session(work)], as_json, "key created (shown once)")
 
 
 @keys_cli.command("list")
@@ -158,7 +133,7 @@ def keys_list(app: str = typer.Argument(..., help="App id or name."), as_json: b
         found = await apps_service.find_app(session, app)
         return [apps_service.key_dict(k) for k in await apps_service.list_keys(session, found)]
 
-    _show(_in_session(work), as_json, "keys")
+    show(_in_session(work), as_json, "keys")
 
 
 @keys_cli.command("revoke")
@@ -168,7 +143,7 @@ def keys_revoke(key_id: str, as_json: bool = JsonOpt) -> None:
     async def work(session: AsyncSession) -> dict[str, Any]:
         return apps_service.key_dict(await apps_service.revoke_key(session, key_id))
 
-    _show([_in_session(work)], as_json, "key revoked")
+    show([_in_session(work)], as_json, "key revoked")
 
 
 def _definition(file: Path) -> appdef.AppDefinition:
@@ -183,7 +158,7 @@ def _report(row: dict[str, Any], warnings: list[str], as_json: bool, title: str)
     if as_json:
         typer.echo(json.dumps([{**row, "warnings": warnings}], indent=2))
         return
-    _show([row], False, title)
+    show([row], False, title)
     for warning in warnings:
         err_console.print(f"[yellow]warning:[/yellow] {warning}")
 

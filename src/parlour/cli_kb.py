@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from parlour.cli_shared import JsonOpt, console, on_database, show
 from parlour.config import Settings
-from parlour.errors import ParlourError
 from parlour.retrieval.embedders import EmbedderRegistry
 from parlour.retrieval.parsing import EXTENSIONS
 from parlour.retrieval.vectors import NumpyStore
 from parlour.services.knowledge import Knowledge, SearchOptions, options_from
-from parlour.services.setup import migrate as run_migrations
-from parlour.storage.db import make_engine, make_sessionmaker
 
 T = TypeVar("T")
 kb_cli = typer.Typer(help="Knowledge bases: load documents, search them.", no_args_is_help=True)
-console = Console()
-JsonOpt = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
 
 def make_knowledge(settings: Settings, sessions: Any) -> Knowledge:
@@ -38,32 +30,14 @@ def make_knowledge(settings: Settings, sessions: Any) -> Knowledge:
 
 
 def _run(work: Callable[[Knowledge], Awaitable[T]]) -> T:
-    async def go() -> T:
-        settings = Settings()
-        await run_migrations(settings)
-        engine = make_engine(settings.resolved_database_url(), schema=settings.database_schema)
-        try:
-            return await work(make_knowledge(settings, make_sessionmaker(engine)))
-        finally:
-            await engine.dispose()
+    async def with_knowledge(settings: Settings, sessions: Any) -> T:
+        return await work(make_knowledge(settings, sessions))
 
-    try:
-        return asyncio.run(go())
-    except ParlourError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(1) from None
+    return on_database(with_knowledge)
 
 
 def _show(rows: list[dict[str, Any]], as_json: bool, title: str) -> None:
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
-        return
-    table = Table(title=title)
-    for column in rows[0].keys() if rows else ["(none)"]:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
-    console.print(table)
+    show(rows, as_json, title, ensure_ascii=False)
 
 
 def files_under(paths: list[Path]) -> list[tuple[Path, str]]:
