@@ -198,3 +198,24 @@ class UnsupportedAudioType(ParlourError):
 
 class AnnotationNotFound(NotFound):
     default_message = "Annotation not found"
+
+
+# --- knowledge API (Dify's dataset codes) --------------------------------------------------
+
+
+class DatasetNotFound(NotFound):
+    default_message = "Dataset not found."
+
+
+class DocumentNotFound(NotFound):
+    default_message = "Document not found."
+
+
+class DatasetNameDuplicate(ParlourError):
+    status, code = 409, "dataset_name_duplicate"
+    default_message = "The dataset name already exists. Please modify your dataset name."
+
+
+class DocumentIndexing(ParlourError):
+    status, code = 400, "document_indexing"
+    default_message = "The document is being processed and cannot be edited."

@@ -191,17 +191,24 @@ class KnowledgeBase(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    indexing_technique: Mapped[str] = mapped_column(String(32), default="high_quality")
+    permission: Mapped[str] = mapped_column(String(32), default="only_me")
 
 class KnowledgeDocument(Base):
     __tablename__ = "knowledge_documents"
-    __table_args__ = (Index("ux_knowledge_documents_name", "kb_id", "name", unique=True),)
+    __table_args__ = (
+        Index("ux_knowledge_documents_name", "kb_id", "name", unique=True),
+        Index("ix_knowledge_documents_batch", "kb_id", "batch"),
+        Index("ix_knowledge_documents_status", "status"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     kb_id: Mapped[str] = mapped_column(ForeignKey("knowledge_bases.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(1024))
     source: Mapped[str] = mapped_column(String(32), default="upload_file")  # or "text"
     content_hash: Mapped[str] = mapped_column(String(64), default="")
-    status: Mapped[str] = mapped_column(String(32), default="waiting")  # indexing|completed|error
+    # waiting | parsing | splitting | indexing (embedding) | completed | error
+    status: Mapped[str] = mapped_column(String(32), default="waiting")
     error: Mapped[str | None] = mapped_column(Text, default=None)
     word_count: Mapped[int] = mapped_column(Integer, default=0)
     tokens: Mapped[int] = mapped_column(Integer, default=0)
@@ -209,6 +216,18 @@ class KnowledgeDocument(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    # background indexing (the Knowledge API): the batch it was queued in, the bytes waiting
+    # in the blob store, the worker running it, and when each stage ended
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    batch: Mapped[str] = mapped_column(String(32), default="")
+    blob_key: Mapped[str] = mapped_column(String(255), default="")
+    worker: Mapped[str | None] = mapped_column(String(255), default=None)
+    processing_started_at: Mapped[datetime | None] = mapped_column(default=None)
+    parsing_completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    splitting_completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    completed_segments: Mapped[int] = mapped_column(Integer, default=0)
+    total_segments: Mapped[int] = mapped_column(Integer, default=0)
 
 class KnowledgeSegment(Base):
     """One chunk of a document; ``vector`` is float32 bytes of the base's embedding model."""
@@ -236,6 +255,22 @@ class KnowledgeSegment(Base):
 
 
 class UploadFile(Base):
+class DatasetKey(Base):
+    """A ``dataset-…`` key of the Knowledge API (stored hashed): every knowledge base, or only
+    ``kb_id``'s. App keys and dataset keys never open each other's endpoints."""
+
+    __tablename__ = "dataset_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kb_id: Mapped[str | None] = mapped_column(
+        ForeignKey("knowledge_bases.id", ondelete="CASCADE"), default=None, index=True
+    )
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_hint: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
     """An uploaded file; its bytes live in the blob store under ``key``."""
 
     __tablename__ = "upload_files"
