@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     shutdown_grace: float = 30.0  # seconds open streams get to finish on SIGTERM
     create_demo_app: bool = True
     db_pool_size: int = 10
+    db_timeout: float = 10.0  # PostgreSQL: connect, each statement, and waiting for the pool
 
     def resolved_database_url(self) -> str:
         if self.database_url:

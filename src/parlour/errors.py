@@ -80,6 +80,10 @@ class ServiceUnavailable(ParlourError):
     default_message = "The server is busy. Please try again later."
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    default_message = "The database is unavailable. Please try again shortly."
+
+
 class NotChatApp(ParlourError):
     status, code = 400, "not_chat_app"
     default_message = "Please check if your app mode matches the right API route."

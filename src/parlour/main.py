@@ -54,14 +54,11 @@ async def _build(
     state: Any, settings: Settings, models: ModelRegistry | None, stack: AsyncExitStack
 ) -> None:
     """Every resource of a worker, on ``app.state``; ``stack`` closes them in reverse order."""
-    engine = make_engine(
-        settings.resolved_database_url(), settings.db_pool_size, settings.database_schema
-    )
+    url, schema = settings.resolved_database_url(), settings.database_schema
+    engine = make_engine(url, settings.db_pool_size, schema, settings.db_timeout)
     stack.push_async_callback(engine.dispose)
     sessions = make_sessionmaker(engine)
-    hot = make_hot_path(
-        settings.resolved_database_url(), settings.database_schema, settings.db_pool_size
-    )
+    hot = make_hot_path(url, schema, settings.db_pool_size, settings.db_timeout)
     stack.push_async_callback(hot.close)
     registry = models or ModelRegistry(
         settings.openai_base_url,

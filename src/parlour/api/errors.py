@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from parlour.errors import (
     BadRequest,
+    DatabaseUnavailable,
     InternalError,
     InvalidParam,
     MethodNotAllowed,
@@ -20,6 +21,7 @@ from parlour.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
+from parlour.services.health import database_error_types, database_unavailable
 
 log = logging.getLogger("parlour.api")
 
@@ -63,6 +65,15 @@ async def _validation(_request: Request, exc: Exception) -> Response:
     return error_response(InvalidParam(describe(errors)))
 
 
+async def _storage(_request: Request, exc: Exception) -> Response:
+    """A database that is down or restarting is a quick 503, not a 500 with a traceback."""
+    if database_unavailable(exc):
+        log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+        return error_response(DatabaseUnavailable())
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(InternalError())
+
+
 async def _unexpected(_request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return error_response(InternalError())
@@ -84,4 +95,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ParlourError, _parlour)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _validation)
+    for cls in database_error_types():
+        app.add_exception_handler(cls, _storage)
     app.add_exception_handler(Exception, _unexpected)

@@ -42,7 +42,9 @@ from parlour.services.tasks import TaskHandle, TaskRegistry
 from parlour.services.titles import initial_name, name_conversation
 from parlour.services.usage import usage_dict
 from parlour.services.variables import prompt_values
+from parlour.services.watchdog import Watchdog
 from parlour.services.workers import Workers
+from parlour.storage.db import unavailable
 from parlour.storage.hotpath import HotPath, NewTurn, Outcome
 from parlour.storage.models import epoch, utcnow
 
@@ -154,17 +156,29 @@ class ChatService:
             raise
 
     async def _start(
-        self, app: AppContext, cmd: ChatCommand, model: ChatModel, end_user_id: str,
-        slot: str | None, refs: list[FileRef] | None = None,
+        self,
+        app: AppContext,
+        cmd: ChatCommand,
+        model: ChatModel,
+        end_user_id: str,
+        slot: str | None,
+        refs: list[FileRef] | None = None,
     ) -> ChatRun:
         started = time.perf_counter()
         now = utcnow()
         message_id, task_id = str(uuid.uuid4()), str(uuid.uuid4())
         conversation_id = cmd.conversation_id or str(uuid.uuid4())
         new = NewTurn(
-            app_id=app.id, end_user_id=end_user_id, conversation_id=conversation_id,
-            message_id=message_id, task_id=task_id, model=model.name, query=cmd.query,
-            inputs=cmd.inputs, worker=self.workers.me, now=now,
+            app_id=app.id,
+            end_user_id=end_user_id,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            task_id=task_id,
+            model=model.name,
+            query=cmd.query,
+            inputs=cmd.inputs,
+            worker=self.workers.me,
+            now=now,
             update_inputs=app.config.allow_inputs_update,
         )
         if not cmd.conversation_id:
@@ -227,6 +241,7 @@ class ChatService:
         deadline = started + limits.max_execution_time
         resources: list[dict[str, Any]] = []
         ended = False  # the terminal event went out: a close after it is not a disconnect
+        watch = Watchdog(asyncio.current_task(), deadline - time.perf_counter())
         try:
             hit = await self._annotation(run)
             if hit is not None:  # annotation reply: the canned answer, no model call
@@ -241,7 +256,7 @@ class ChatService:
             resources = await self._retrieve(run)
             while not handle.stopped:
                 wait = limits.token_timeout if parts else limits.first_token_timeout
-                event = await _next_delta(stream, handle, wait, deadline)
+                event = await _next_delta(stream, handle, watch, wait)
                 if event is None:
                     break
                 if first_token is None:
@@ -271,6 +286,7 @@ class ChatService:
                 status = "stopped"
             raise
         finally:
+            watch.close()
             await stream.aclose()
             if usage is None:
                 latency = time.perf_counter() - started
@@ -305,7 +321,11 @@ class ChatService:
         return resources
 
     async def _settle(
-        self, run: _Turn, answer: str, usage: dict[str, Any] | None, status: str,
+        self,
+        run: _Turn,
+        answer: str,
+        usage: dict[str, Any] | None,
+        status: str,
         error: str | None,
     ) -> None:
         """Save the outcome, release the slot and forget the task (also for unread runs)."""
@@ -350,41 +370,61 @@ class ChatService:
         status: str,
         error: str | None,
     ) -> None:
+        outcome = Outcome(message_id, answer, usage, status, error, utcnow())
         try:
-            await self.hot.close_turn(
-                Outcome(message_id, answer, usage, status, error, utcnow())
-            )
-        except Exception:
-            log.exception("could not save message %s", message_id)
+            await self.hot.close_turn(outcome)
+        except Exception as exc:
+            if not unavailable(exc):
+                log.exception("could not save message %s", message_id)
+                return
+            log.warning("database unavailable: saving message %s later", message_id)
+            self.background.spawn(self._finish_later(outcome))
+
+    async def _finish_later(self, outcome: Outcome, give_up: float = 300.0) -> None:
+        """Save an outcome once the database is back (it restarted mid-answer)."""
+        deadline = time.monotonic() + give_up
+        delay = 0.25
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.hot.close_turn(outcome)
+                log.info("message %s saved after the database came back", outcome.message_id)
+                return
+            except Exception as exc:
+                if not unavailable(exc) or time.monotonic() > deadline:
+                    log.error("could not save message %s: %r", outcome.message_id, exc)
+                    return
+            delay = min(delay * 2, 5.0)
 
 
 async def _next_delta(
-    stream: AsyncIterator[MessageDelta], handle: TaskHandle, wait: float, deadline: float
+    stream: AsyncIterator[MessageDelta], handle: TaskHandle, watch: Watchdog, wait: float
 ) -> MessageDelta | None:
     """The next delta; ``None`` when the turn is over, a stop cancelled the model call, or
     the execution cap passed (Dify ends those like a stop). Raises when the model is silent
     for longer than ``wait``."""
     handle.waiting = True
-    now = time.perf_counter()
-    capped = deadline - now <= wait
+    watch.expect(wait)
     try:
-        async with asyncio.timeout(min(wait, max(deadline - now, 0.0))):
-            return await stream.__anext__()
+        return await stream.__anext__()
     except StopAsyncIteration:
         return None
-    except TimeoutError:
-        if capped:
-            handle.stopped = True
-            return None
-        raise CompletionRequestError("The model did not answer in time.") from None
     except asyncio.CancelledError:
-        if not handle.cancel_sent:
+        fired, stop = watch.fired, handle.cancel_sent
+        if not fired and not stop:
             raise  # the client went away: not ours to swallow
+        task = asyncio.current_task()
+        assert task is not None
+        for _ in range(bool(fired) + bool(stop)):
+            task.uncancel()
         handle.cancel_sent = False
-        asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        if fired == "silent" and not stop:
+            raise CompletionRequestError("The model did not answer in time.") from None
+        handle.stopped = True
         return None
     finally:
         handle.waiting = False
+        watch.waiting = False
 
 
 async def _absorb_stop(handle: TaskHandle) -> None:

@@ -9,6 +9,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parlour import __version__
+from parlour.storage.db import error_types, unavailable
+
+__all__ = ["check", "database_error_types", "database_unavailable"]
+
+database_error_types = error_types
+database_unavailable = unavailable
 
 
 async def check(

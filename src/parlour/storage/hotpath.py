@@ -123,9 +123,17 @@ class HotPath(Protocol):
 def _outcome_params(o: Outcome) -> list[Any]:
     u = o.usage
     return [
-        o.answer, u["prompt_tokens"], u["completion_tokens"], u["prompt_unit_price"],
-        u["completion_unit_price"], u["prompt_price_unit"], u["total_price"], u["currency"],
-        u["latency"], o.status, o.error,
+        o.answer,
+        u["prompt_tokens"],
+        u["completion_tokens"],
+        u["prompt_unit_price"],
+        u["completion_unit_price"],
+        u["prompt_price_unit"],
+        u["total_price"],
+        u["currency"],
+        u["latency"],
+        o.status,
+        o.error,
     ]
 
 
@@ -168,7 +176,13 @@ class SqliteHotPath:
         if row is None:
             return None
         return KeyRow(
-            row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6],
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            bool(row[5]),
+            row[6],
             datetime.fromisoformat(row[7]),
         )
 
@@ -184,9 +198,7 @@ class SqliteHotPath:
         result: dict[str, Any] = await self._run(self._config_of, app_id)
         return result
 
-    def _open(
-        self, t: NewTurn, limit: int
-    ) -> tuple[dict[str, Any], list[tuple[str, str]]] | None:
+    def _open(self, t: NewTurn, limit: int) -> tuple[dict[str, Any], list[tuple[str, str]]] | None:
         db = self._db()
         now = _sqlite_time(t.now)
         db.execute("BEGIN IMMEDIATE")
@@ -210,14 +222,34 @@ class SqliteHotPath:
                 rows = db.execute(self._history, (t.conversation_id, limit)).fetchall()
                 history = [(q, a) for q, a in reversed(rows) if a]
             else:
-                db.execute(self._new_conversation, (
-                    t.conversation_id, t.app_id, t.end_user_id, t.mode, t.name,
-                    orjson.dumps(inputs).decode(), t.introduction, now,
-                ))
-            db.execute(self._new_message, (
-                t.message_id, t.app_id, t.conversation_id, t.end_user_id, t.task_id, t.model,
-                t.query, orjson.dumps(inputs).decode(), t.worker, now,
-            ))
+                db.execute(
+                    self._new_conversation,
+                    (
+                        t.conversation_id,
+                        t.app_id,
+                        t.end_user_id,
+                        t.mode,
+                        t.name,
+                        orjson.dumps(inputs).decode(),
+                        t.introduction,
+                        now,
+                    ),
+                )
+            db.execute(
+                self._new_message,
+                (
+                    t.message_id,
+                    t.app_id,
+                    t.conversation_id,
+                    t.end_user_id,
+                    t.task_id,
+                    t.model,
+                    t.query,
+                    orjson.dumps(inputs).decode(),
+                    t.worker,
+                    now,
+                ),
+            )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -257,8 +289,9 @@ class SqliteHotPath:
 
 
 class PostgresHotPath:
-    def __init__(self, url: str, schema: str = "", pool_size: int = 10):
+    def __init__(self, url: str, schema: str = "", pool_size: int = 10, timeout: float = 10.0):
         sa_url = make_url(url)
+        self.timeout = timeout
         self.dsn = sa_url.set(drivername="postgresql").render_as_string(hide_password=False)
         self.schema = schema
         self.pool_size = pool_size
@@ -286,7 +319,12 @@ class PostgresHotPath:
 
                     settings = {"search_path": self.schema} if self.schema else None
                     self._pool = await asyncpg.create_pool(
-                        self.dsn, min_size=1, max_size=self.pool_size, server_settings=settings
+                        self.dsn,
+                        min_size=1,
+                        max_size=self.pool_size,
+                        server_settings=settings,
+                        timeout=self.timeout,
+                        command_timeout=self.timeout,
                     )
         return self._pool
 
@@ -304,7 +342,7 @@ class PostgresHotPath:
         self, t: NewTurn, history_limit: int
     ) -> tuple[dict[str, Any], list[tuple[str, str]]] | None:
         pool = await self._get_pool()
-        async with pool.acquire() as conn, conn.transaction():
+        async with pool.acquire(timeout=self.timeout) as conn, conn.transaction():
             inputs, history = t.inputs, []
             if t.name is None:
                 raw = await conn.fetchrow(
@@ -316,7 +354,9 @@ class PostgresHotPath:
                 inputs = {**stored, **t.inputs} if t.inputs else stored
                 if t.inputs and t.update_inputs:
                     await conn.execute(
-                        self._touch_inputs, t.now, orjson.dumps(inputs).decode(),
+                        self._touch_inputs,
+                        t.now,
+                        orjson.dumps(inputs).decode(),
                         t.conversation_id,
                     )
                 else:
@@ -325,12 +365,28 @@ class PostgresHotPath:
                 history = [(r[0], r[1]) for r in reversed(rows) if r[1]]
             else:
                 await conn.execute(
-                    self._new_conversation, t.conversation_id, t.app_id, t.end_user_id, t.mode,
-                    t.name, orjson.dumps(inputs).decode(), t.introduction, t.now,
+                    self._new_conversation,
+                    t.conversation_id,
+                    t.app_id,
+                    t.end_user_id,
+                    t.mode,
+                    t.name,
+                    orjson.dumps(inputs).decode(),
+                    t.introduction,
+                    t.now,
                 )
             await conn.execute(
-                self._new_message, t.message_id, t.app_id, t.conversation_id, t.end_user_id,
-                t.task_id, t.model, t.query, orjson.dumps(inputs).decode(), t.worker, t.now,
+                self._new_message,
+                t.message_id,
+                t.app_id,
+                t.conversation_id,
+                t.end_user_id,
+                t.task_id,
+                t.model,
+                t.query,
+                orjson.dumps(inputs).decode(),
+                t.worker,
+                t.now,
             )
         return inputs, history
 
@@ -348,9 +404,11 @@ class PostgresHotPath:
             self._pool = None
 
 
-def make_hot_path(url: str, schema: str = "", pool_size: int = 10) -> HotPath:
+def make_hot_path(
+    url: str, schema: str = "", pool_size: int = 10, timeout: float = 10.0
+) -> HotPath:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ":memory:"
         return SqliteHotPath(database)
-    return PostgresHotPath(url, schema, pool_size)
+    return PostgresHotPath(url, schema, pool_size, timeout)

@@ -1,0 +1,58 @@
+"""How long a generation may wait on its model: one timer per stream, not one per token.
+
+A per-token ``asyncio.timeout`` schedules and cancels a timer for every token. ``Watchdog``
+keeps one timer per stream that fires only when the model has been silent for ``wait``
+seconds or the run reached its execution cap; each token just records the time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+Fired = Literal["", "silent", "cap"]
+
+
+class Watchdog:
+    __slots__ = ("_loop", "_task", "_timer", "deadline", "wait", "last", "waiting", "fired")
+
+    def __init__(self, task: asyncio.Task[Any] | None, seconds_left: float):
+        assert task is not None
+        self._loop = asyncio.get_running_loop()
+        self._task = task
+        self._timer: asyncio.TimerHandle | None = None
+        self.deadline = self._loop.time() + max(seconds_left, 0.0)
+        self.wait = 0.0
+        self.last = 0.0
+        self.waiting = False
+        self.fired: Fired = ""
+
+    def expect(self, wait: float) -> None:
+        """The stream is about to wait on the model, for at most ``wait`` seconds."""
+        self.wait = wait
+        self.last = self._loop.time()
+        self.waiting = True
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._due(), self._check)
+
+    def _due(self) -> float:
+        return min(self.last + self.wait, self.deadline)
+
+    def _check(self) -> None:
+        self._timer = None
+        now = self._loop.time()
+        if self.fired:
+            return
+        if now >= self.deadline and self.waiting:
+            self.fired = "cap"
+        elif self.waiting and now >= self.last + self.wait:
+            self.fired = "silent"
+        else:  # a token came meanwhile, or the stream is busy sending: look again later
+            self._timer = self._loop.call_at(max(self._due(), now + 0.05), self._check)
+            return
+        self._task.cancel()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
