@@ -190,9 +190,9 @@ class KnowledgeBase(Base):
     index_version: Mapped[int] = mapped_column(Integer, default=0)  # bumped on every change
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
-
     indexing_technique: Mapped[str] = mapped_column(String(32), default="high_quality")
     permission: Mapped[str] = mapped_column(String(32), default="only_me")
+
 
 class KnowledgeDocument(Base):
     __tablename__ = "knowledge_documents"
@@ -215,7 +215,6 @@ class KnowledgeDocument(Base):
     segment_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
-
     # background indexing (the Knowledge API): the batch it was queued in, the bytes waiting
     # in the blob store, the worker running it, and when each stage ended
     position: Mapped[int] = mapped_column(Integer, default=0)
@@ -228,6 +227,7 @@ class KnowledgeDocument(Base):
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
     completed_segments: Mapped[int] = mapped_column(Integer, default=0)
     total_segments: Mapped[int] = mapped_column(Integer, default=0)
+
 
 class KnowledgeSegment(Base):
     """One chunk of a document; ``vector`` is float32 bytes of the base's embedding model."""
@@ -254,7 +254,6 @@ class KnowledgeSegment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class UploadFile(Base):
 class DatasetKey(Base):
     """A ``dataset-…`` key of the Knowledge API (stored hashed): every knowledge base, or only
     ``kb_id``'s. App keys and dataset keys never open each other's endpoints."""
@@ -271,6 +270,7 @@ class DatasetKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class UploadFile(Base):
     """An uploaded file; its bytes live in the blob store under ``key``."""
 
     __tablename__ = "upload_files"
