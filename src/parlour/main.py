@@ -19,6 +19,8 @@ from parlour.api.routes import (
     audio,
     chat,
     conversations,
+    datasets,
+    documents,
     feedbacks,
     files,
     health,
@@ -35,8 +37,10 @@ from parlour.services.apps import AppCache
 from parlour.services.background import Background
 from parlour.services.chat import ChatService
 from parlour.services.conversations import Conversations
+from parlour.services.datasets import Datasets
 from parlour.services.end_users import EndUsers
 from parlour.services.files import Files
+from parlour.services.indexing import Indexer
 from parlour.services.knowledge import Knowledge
 from parlour.services.limits import Limiter, LocalLimiter, RedisLimiter
 from parlour.services.messages import Messages
@@ -107,6 +111,11 @@ async def _build(
         default_model=settings.embedding_model,
     )
     stack.callback(state.knowledge.close)
+    state.indexer = Indexer(
+        sessions, state.knowledge, LocalBlobStore(settings.data_dir / "datasets"), workers
+    )
+    stack.push_async_callback(state.indexer.close)
+    state.datasets = Datasets(sessions, state.knowledge, state.indexer)
     state.annotations = Annotations(
         sessions, state.knowledge, background, settings.embedding_model,
         openai_configured=bool(settings.embedding_base_url or settings.openai_base_url),
@@ -123,6 +132,9 @@ async def _build(
     recovered = await recover_interrupted(sessions, workers)
     if recovered:
         log.warning("marked %d interrupted message(s) as failed", recovered)
+    requeued = await state.indexer.recover()
+    if requeued:
+        log.warning("picked up %d document(s) left unindexed by a stopped worker", requeued)
 
 
 def create_app(settings: Settings | None = None, models: ModelRegistry | None = None) -> FastAPI:
@@ -155,7 +167,8 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
     errors.install(app)
     app.include_router(health.router)
     for module in (
-        index, chat, conversations, messages, feedbacks, app_info, files, audio, annotations
+        index, chat, conversations, messages, feedbacks, app_info, files, audio, annotations,
+        datasets, documents,
     ):
         app.include_router(module.router, prefix="/v1")
     return app

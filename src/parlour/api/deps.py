@@ -19,6 +19,7 @@ from parlour.errors import (
     UnsupportedMediaType,
 )
 from parlour.services.apps import CHAT_MODES, AppContext, authenticate
+from parlour.services.dataset_keys import DatasetScope
 
 M = TypeVar("M", bound=BaseModel)
 MAX_JSON_DEPTH = 64
@@ -27,6 +28,14 @@ MAX_JSON_DEPTH = 64
 async def current_app(request: Request) -> AppContext:
     state = request.app.state
     return await authenticate(state.hot, state.app_cache, request.headers.get("authorization"))
+
+
+async def current_dataset_key(request: Request) -> DatasetScope:
+    """The Knowledge API's ``dataset-…`` key (app keys do not open it)."""
+    scope: DatasetScope = await request.app.state.datasets.authenticate(
+        request.headers.get("authorization")
+    )
+    return scope
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -114,6 +123,7 @@ def path_uuid(value: str, error: type[NotFound] = NotFound) -> str:
 
 
 CurrentApp = Annotated[AppContext, Depends(current_app)]
+DatasetKey = Annotated[DatasetScope, Depends(current_dataset_key)]
 JsonBody = Annotated[dict[str, Any], Depends(json_body)]
 
 

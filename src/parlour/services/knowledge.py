@@ -240,8 +240,11 @@ class Knowledge:
         *,
         source: str = "upload_file",
         progress: Progress | None = None,
+        parse_as: str = "",
     ) -> dict[str, Any]:
-        """Index ``data`` (a file's bytes; ``name`` gives its type) under ``name``.
+        """Index ``data`` (a file's bytes; ``name``, or ``parse_as`` when given, tells its
+        type) under ``name``. ``progress`` hears ``splitting`` once the text is out, then
+        ``embedding`` with counts.
 
         Unchanged bytes do no work; changed ones re-embed only the chunks whose hash is new."""
         digest = hashlib.sha256(data).hexdigest()
@@ -264,9 +267,11 @@ class Knowledge:
                 for h, sid in rows.all():
                     old.setdefault(h, []).append(sid)
         try:
-            text = await self._run(parsing.to_text, name, data)
+            text = await self._run(parsing.to_text, parse_as or name, data)
         except parsing.UnsupportedDocument as exc:
             raise InvalidParam(str(exc)) from exc
+        if progress:
+            progress("splitting", 0, 0)
         embedder = await self.embedder(kb.embedding_model)
         size = min(kb.chunk_tokens, embedder.max_tokens)
         chunks: list[Chunk] = await self._run(
@@ -516,7 +521,20 @@ class Knowledge:
                     log.warning("the app names knowledge base %r, which does not exist", ref)
         if not found:
             return []
-        return await self.search(found, query, overrides=app_overrides(dataset_configs))
+        hits = await self.search(found, query, overrides=app_overrides(dataset_configs))
+        await self.count_hits([h.segment_id for h in hits])
+        return hits
+
+    async def count_hits(self, segment_ids: list[str]) -> None:
+        """One more hit for each segment a retrieval returned (Dify's ``hit_count``)."""
+        if not segment_ids:
+            return
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(KnowledgeSegment)
+                .where(KnowledgeSegment.id.in_(segment_ids))
+                .values(hit_count=KnowledgeSegment.hit_count + 1)
+            )
 
     async def save_citations(self, message_id: str, resources: list[dict[str, Any]]) -> None:
         async with self.sessions.begin() as session:

@@ -1,0 +1,165 @@
+"""The Knowledge API's documents: create by text or file (indexed in the background), list,
+delete, indexing status of a batch, and a document's segments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from parlour.api.deps import DatasetKey, JsonBody, json_doc, path_uuid, validate
+from parlour.api.forms import field, multipart, multipart_doc, the_file
+from parlour.api.schemas.datasets import (
+    DocumentCreated,
+    DocumentPage,
+    IndexingStatusList,
+    SegmentPage,
+    TextDocumentBody,
+)
+from parlour.api.schemas.media import NO_CONTENT
+from parlour.api.schemas.responses import ok
+from parlour.errors import (
+    DatasetNotFound,
+    DocumentNotFound,
+    FilenameNotExists,
+    FileTooLarge,
+    InvalidParam,
+)
+
+router = APIRouter(tags=["knowledge"])
+BASE = "/datasets/{dataset_id}"
+FILE_DOC = multipart_doc(
+    {
+        "file": {"type": "string", "format": "binary"},
+        "data": {"type": "string", "description": "JSON: indexing_technique, process_rule …"},
+    },
+    ["file"],
+)
+
+
+@router.post(
+    BASE + "/document/create-by-text",
+    openapi_extra=json_doc(TextDocumentBody),
+    response_model=None,
+    responses=ok(DocumentCreated),
+)
+@router.post(
+    BASE + "/document/create_by_text",
+    openapi_extra=json_doc(TextDocumentBody),
+    response_model=None,
+    responses=ok(DocumentCreated),
+    include_in_schema=False,
+)
+async def create_by_text(
+    dataset_id: str, request: Request, key: DatasetKey, body: JsonBody
+) -> dict[str, Any]:
+    kb_id = path_uuid(dataset_id, DatasetNotFound)
+    req = validate(TextDocumentBody, body)
+    out: dict[str, Any] = await request.app.state.datasets.add_text(
+        key, kb_id, req.name.strip() or req.name, req.text
+    )
+    return out
+
+
+@router.post(
+    BASE + "/document/create-by-file",
+    openapi_extra=FILE_DOC,
+    response_model=None,
+    responses=ok(DocumentCreated),
+)
+@router.post(
+    BASE + "/document/create_by_file",
+    openapi_extra=FILE_DOC,
+    response_model=None,
+    responses=ok(DocumentCreated),
+    include_in_schema=False,
+)
+async def create_by_file(dataset_id: str, request: Request, key: DatasetKey) -> dict[str, Any]:
+    kb_id = path_uuid(dataset_id, DatasetNotFound)
+    limit = request.app.state.settings.upload_file_size_limit * 1024 * 1024
+    async with multipart(request, limit, FileTooLarge()) as form:
+        upload = the_file(form)
+        if not upload.filename:
+            raise FilenameNotExists()
+        settings = field(form, "data")
+        if settings:
+            try:
+                parsed = orjson.loads(settings)
+            except orjson.JSONDecodeError:
+                parsed = None
+            if not isinstance(parsed, dict):
+                raise InvalidParam("data must be a JSON object")
+        data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise FileTooLarge()
+    out: dict[str, Any] = await request.app.state.datasets.add_file(
+        key, kb_id, upload.filename, data
+    )
+    return out
+
+
+@router.get(BASE + "/documents", response_model=None, responses=ok(DocumentPage))
+async def list_documents(
+    dataset_id: str,
+    request: Request,
+    key: DatasetKey,
+    page: str | None = None,
+    limit: str | None = None,
+    keyword: str = "",
+) -> dict[str, Any]:
+    kb_id = path_uuid(dataset_id, DatasetNotFound)
+    out: dict[str, Any] = await request.app.state.datasets.documents(
+        key, kb_id, page, limit, keyword
+    )
+    return out
+
+
+@router.delete(
+    BASE + "/documents/{document_id}", response_model=None, status_code=204, responses=NO_CONTENT
+)
+async def delete_document(
+    dataset_id: str, document_id: str, request: Request, key: DatasetKey
+) -> Response:
+    kb_id = path_uuid(dataset_id, DatasetNotFound)
+    doc_id = path_uuid(document_id, DocumentNotFound)
+    await request.app.state.datasets.delete_document(key, kb_id, doc_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    BASE + "/documents/{batch}/indexing-status",
+    response_model=None,
+    responses=ok(IndexingStatusList),
+)
+async def indexing_status(
+    dataset_id: str, batch: str, request: Request, key: DatasetKey
+) -> dict[str, Any]:
+    kb_id = path_uuid(dataset_id, DatasetNotFound)
+    out: dict[str, Any] = await request.app.state.datasets.indexing_status(key, kb_id, batch)
+    return out
+
+
+@router.get(
+    BASE + "/documents/{document_id}/segments", response_model=None, responses=ok(SegmentPage)
+)
+async def list_segments(
+    dataset_id: str,
+    document_id: str,
+    request: Request,
+    key: DatasetKey,
+    page: str | None = None,
+    limit: str | None = None,
+    keyword: str = "",
+) -> dict[str, Any]:
+    kb_id = path_uuid(dataset_id, DatasetNotFound)
+    doc_id = path_uuid(document_id, DocumentNotFound)
+    args = {
+        "page": page,
+        "limit": limit,
+        "keyword": keyword,
+        "status": request.query_params.getlist("status"),
+    }
+    out: dict[str, Any] = await request.app.state.datasets.segments(key, kb_id, doc_id, args)
+    return out

@@ -1,0 +1,94 @@
+"""Keys of the Knowledge API (``dataset-…``): create, list, revoke, and authenticate a bearer
+token. Stored as sha256 only, like app keys; a key opens every knowledge base or just one."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parlour.errors import NotFound, Unauthorized
+from parlour.services.apps import KEY_ALPHABET, hash_key
+from parlour.services.knowledge import find_kb
+from parlour.storage.models import DatasetKey, KnowledgeBase, utcnow
+
+
+def new_key() -> str:
+    return "dataset-" + "".join(secrets.choice(KEY_ALPHABET) for _ in range(24))
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetScope:
+    """What a request's key may reach: every knowledge base (``kb_id`` None) or one."""
+
+    key_id: str
+    kb_id: str | None = None
+
+    def allows(self, kb_id: str) -> bool:
+        return self.kb_id is None or self.kb_id == kb_id
+
+
+async def authenticate(session: AsyncSession, header: str | None) -> DatasetScope:
+    """``Authorization: Bearer dataset-…``, with Dify's messages; a revoked key fails at once."""
+    if not header or " " not in header.strip():
+        raise Unauthorized("Authorization header must be provided and start with 'Bearer'")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise Unauthorized("Authorization scheme must be 'Bearer'")
+    row = (
+        await session.execute(
+            select(DatasetKey.id, DatasetKey.kb_id).where(
+                DatasetKey.key_hash == hash_key(token.strip()), DatasetKey.revoked_at.is_(None)
+            )
+        )
+    ).first()
+    if row is None:
+        raise Unauthorized("Access token is invalid")
+    return DatasetScope(row.id, row.kb_id)
+
+
+# --- operator side (CLI) -----------------------------------------------------------------------
+
+
+async def create_key(session: AsyncSession, kb_ref: str | None) -> tuple[DatasetKey, str]:
+    kb: KnowledgeBase | None = await find_kb(session, kb_ref) if kb_ref else None
+    token = new_key()
+    key = DatasetKey(
+        id=str(uuid.uuid4()),
+        kb_id=kb.id if kb else None,
+        key_hash=hash_key(token),
+        key_hint=f"{token[:11]}…{token[-4:]}",
+    )
+    session.add(key)
+    await session.flush()
+    return key, token
+
+
+async def list_keys(session: AsyncSession, kb_ref: str | None = None) -> list[DatasetKey]:
+    stmt = select(DatasetKey).order_by(DatasetKey.created_at)
+    if kb_ref:
+        stmt = stmt.where(DatasetKey.kb_id == (await find_kb(session, kb_ref)).id)
+    return list((await session.scalars(stmt)).all())
+
+
+async def revoke_key(session: AsyncSession, key_id: str) -> DatasetKey:
+    key = await session.get(DatasetKey, key_id)
+    if key is None:
+        raise NotFound("Dataset API key not found")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+    return key
+
+
+def key_dict(key: DatasetKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "knowledge_base": key.kb_id or "*",
+        "hint": key.key_hint,
+        "created_at": int(key.created_at.timestamp()),
+        "revoked": key.revoked_at is not None,
+    }

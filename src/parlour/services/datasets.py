@@ -1,0 +1,356 @@
+"""The Knowledge API (Dify's dataset service API) over the Knowledge service: bases,
+documents queued for background indexing, their status, segments, and retrieval."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from parlour.errors import (
+    DatasetNameDuplicate,
+    DatasetNotFound,
+    DocumentNotFound,
+    Forbidden,
+    InvalidParam,
+    NotFound,
+    UnsupportedFileType,
+)
+from parlour.retrieval.parsing import EXTENSIONS
+from parlour.services import dataset_keys
+from parlour.services.annotations import lenient_int
+from parlour.services.dataset_keys import DatasetScope
+from parlour.services.dataset_shapes import (
+    DOC_FORM,
+    dataset_dict,
+    document_dict,
+    record_dict,
+    segment_dict,
+    status_dict,
+)
+from parlour.services.indexing import Indexer
+from parlour.services.knowledge import Knowledge, options_from
+from parlour.storage.models import KnowledgeBase, KnowledgeDocument, KnowledgeSegment
+
+MAX_QUERY = 250
+METHODS = {"keyword_search": "full_text_search"}  # Dify's economy index: keywords only
+
+
+def paging(page: str | None, limit: str | None) -> tuple[int, int]:
+    """Dify's lenient paging: bad numbers fall back to the defaults; limit capped at 100."""
+    number = min(max(lenient_int(page, 1), 1), 1_000_000)
+    size = lenient_int(limit, 20)
+    return number, 20 if size < 1 else min(size, 100)
+
+
+def like(keyword: str) -> str:
+    escaped = keyword.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def page_of(data: list[dict[str, Any]], page: int, limit: int, total: int) -> dict[str, Any]:
+    return {
+        "data": data,
+        "has_more": page * limit < total,
+        "limit": limit,
+        "total": total,
+        "page": page,
+    }
+
+
+def retrieval_settings(base: dict[str, Any], wanted: dict[str, Any] | None) -> dict[str, Any]:
+    """A base's retrieval settings with a request's ``retrieval_model`` over them."""
+    out = dict(base)
+    for key in ("search_method", "top_k", "score_threshold", "score_threshold_enabled", "weights"):
+        if wanted and wanted.get(key) is not None:
+            out[key] = wanted[key]
+    if out.get("search_method"):
+        out["search_method"] = METHODS.get(out["search_method"], out["search_method"])
+    return out
+
+
+class Datasets:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], knowledge: Knowledge, indexer: Indexer
+    ):
+        self.sessions, self.knowledge, self.indexer = sessions, knowledge, indexer
+
+    async def authenticate(self, header: str | None) -> DatasetScope:
+        async with self.sessions() as session:
+            return await dataset_keys.authenticate(session, header)
+
+    async def _kb(self, scope: DatasetScope, dataset_id: str) -> KnowledgeBase:
+        async with self.sessions() as session:
+            kb = await session.get(KnowledgeBase, dataset_id)
+        if kb is None or not scope.allows(kb.id):
+            raise DatasetNotFound()
+        return kb
+
+    async def _counts(self, kb_ids: list[str]) -> dict[str, tuple[int, int]]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(
+                    KnowledgeDocument.kb_id,
+                    func.count(),
+                    func.coalesce(func.sum(KnowledgeDocument.word_count), 0),
+                )
+                .where(KnowledgeDocument.kb_id.in_(kb_ids))
+                .group_by(KnowledgeDocument.kb_id)
+            )
+            return {kb_id: (int(n), int(words)) for kb_id, n, words in rows.all()}
+
+    # --- bases -----------------------------------------------------------------------------
+
+    async def create(self, scope: DatasetScope, req: dict[str, Any]) -> dict[str, Any]:
+        if scope.kb_id is not None:
+            raise Forbidden("This API key opens one knowledge base; it cannot create others.")
+        name = req["name"].strip()
+        async with self.sessions() as session:
+            if await session.scalar(select(KnowledgeBase.id).where(KnowledgeBase.name == name)):
+                raise DatasetNameDuplicate()
+        wanted = req.get("retrieval_model") or {}
+        economy = req.get("indexing_technique") == "economy"
+        settings = retrieval_settings(
+            {"search_method": "full_text_search" if economy else "semantic_search"}, wanted
+        )
+        try:
+            options_from(settings)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParam(f"retrieval_model: {exc}") from None
+        row = await self.knowledge.create(
+            name,
+            description=req.get("description") or "",
+            embedding_model=embedding_spec(
+                req.get("embedding_model_provider"), req.get("embedding_model")
+            ),
+            search_method=settings["search_method"],
+        )
+        async with self.sessions.begin() as session:
+            kb = await session.get(KnowledgeBase, row["id"])
+            assert kb is not None
+            kb.indexing_technique = "economy" if economy else "high_quality"
+            kb.permission = req.get("permission") or "only_me"
+            kb.retrieval = {
+                **kb.retrieval,
+                **{k: v for k, v in settings.items() if k != "score_threshold_enabled"},
+            }
+            if settings.get("score_threshold_enabled") is False:
+                kb.retrieval["score_threshold"] = None
+        return dataset_dict(kb)
+
+    async def page(
+        self, scope: DatasetScope, page_arg: str | None, limit_arg: str | None, keyword: str
+    ) -> dict[str, Any]:
+        page, limit = paging(page_arg, limit_arg)
+        where = []
+        if scope.kb_id is not None:
+            where.append(KnowledgeBase.id == scope.kb_id)
+        if keyword.strip():
+            where.append(func.lower(KnowledgeBase.name).like(like(keyword.strip()), escape="\\"))
+        async with self.sessions() as session:
+            total = int(
+                await session.scalar(select(func.count()).select_from(KnowledgeBase).where(*where))
+                or 0
+            )
+            kbs = (
+                await session.scalars(
+                    select(KnowledgeBase)
+                    .where(*where)
+                    .order_by(KnowledgeBase.created_at.desc(), KnowledgeBase.id)
+                    .offset((page - 1) * limit)
+                    .limit(limit)
+                )
+            ).all()
+        counts = await self._counts([k.id for k in kbs])
+        data = [dataset_dict(k, *counts.get(k.id, (0, 0))) for k in kbs]
+        return page_of(data, page, limit, total)
+
+    async def get(self, scope: DatasetScope, dataset_id: str) -> dict[str, Any]:
+        kb = await self._kb(scope, dataset_id)
+        return dataset_dict(kb, *(await self._counts([kb.id])).get(kb.id, (0, 0)))
+
+    async def delete(self, scope: DatasetScope, dataset_id: str) -> None:
+        kb = await self._kb(scope, dataset_id)
+        await self.indexer.cancel(kb.id)
+        async with self.sessions() as session:
+            blobs = (
+                await session.scalars(
+                    select(KnowledgeDocument.blob_key).where(
+                        KnowledgeDocument.kb_id == kb.id, KnowledgeDocument.blob_key != ""
+                    )
+                )
+            ).all()
+        await self.knowledge.delete(kb.id)
+        for key in blobs:
+            await self.indexer.blobs.delete(key)
+
+    # --- documents -------------------------------------------------------------------------
+
+    async def add_text(
+        self, scope: DatasetScope, dataset_id: str, name: str, text: str
+    ) -> dict[str, Any]:
+        kb = await self._kb(scope, dataset_id)
+        doc = await self.indexer.submit(kb.id, name, text.encode("utf-8"), "text")
+        return {"document": document_dict(doc), "batch": doc.batch}
+
+    async def add_file(
+        self, scope: DatasetScope, dataset_id: str, filename: str, data: bytes
+    ) -> dict[str, Any]:
+        kb = await self._kb(scope, dataset_id)
+        if PurePath(filename).suffix.lower() not in EXTENSIONS:
+            raise UnsupportedFileType()
+        doc = await self.indexer.submit(kb.id, filename, data, "upload_file")
+        return {"document": document_dict(doc), "batch": doc.batch}
+
+    async def documents(
+        self,
+        scope: DatasetScope,
+        dataset_id: str,
+        page_arg: str | None,
+        limit_arg: str | None,
+        keyword: str,
+    ) -> dict[str, Any]:
+        kb = await self._kb(scope, dataset_id)
+        page, limit = paging(page_arg, limit_arg)
+        where = [KnowledgeDocument.kb_id == kb.id]
+        if keyword.strip():
+            pattern = like(keyword.strip())
+            where.append(func.lower(KnowledgeDocument.name).like(pattern, escape="\\"))
+        async with self.sessions() as session:
+            total = int(
+                await session.scalar(
+                    select(func.count()).select_from(KnowledgeDocument).where(*where)
+                )
+                or 0
+            )
+            docs = (
+                await session.scalars(
+                    select(KnowledgeDocument)
+                    .where(*where)
+                    .order_by(
+                        KnowledgeDocument.created_at.desc(), KnowledgeDocument.position.desc()
+                    )
+                    .offset((page - 1) * limit)
+                    .limit(limit)
+                )
+            ).all()
+            hits = dict(
+                (
+                    await session.execute(
+                        select(KnowledgeSegment.document_id, func.sum(KnowledgeSegment.hit_count))
+                        .where(KnowledgeSegment.document_id.in_([d.id for d in docs]))
+                        .group_by(KnowledgeSegment.document_id)
+                    )
+                ).all()
+            )
+        data = [document_dict(d, int(hits.get(d.id) or 0)) for d in docs]
+        return page_of(data, page, limit, total)
+
+    async def _document(self, kb: KnowledgeBase, document_id: str) -> KnowledgeDocument:
+        async with self.sessions() as session:
+            doc = await session.get(KnowledgeDocument, document_id)
+        if doc is None or doc.kb_id != kb.id:
+            raise DocumentNotFound()
+        return doc
+
+    async def delete_document(self, scope: DatasetScope, dataset_id: str, doc_id: str) -> None:
+        kb = await self._kb(scope, dataset_id)
+        doc = await self._document(kb, doc_id)
+        await self.indexer.cancel(kb.id, doc.id)
+        await self.knowledge.delete_document(kb.id, doc.id)
+        if doc.blob_key:
+            await self.indexer.blobs.delete(doc.blob_key)
+
+    async def indexing_status(
+        self, scope: DatasetScope, dataset_id: str, batch: str
+    ) -> dict[str, Any]:
+        kb = await self._kb(scope, dataset_id)
+        async with self.sessions() as session:
+            docs = (
+                await session.scalars(
+                    select(KnowledgeDocument)
+                    .where(KnowledgeDocument.kb_id == kb.id, KnowledgeDocument.batch == batch)
+                    .order_by(KnowledgeDocument.position)
+                )
+            ).all()
+        if not docs:
+            raise NotFound("Documents not found.")
+        return {"data": [status_dict(d) for d in docs]}
+
+    async def segments(
+        self, scope: DatasetScope, dataset_id: str, doc_id: str, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        kb = await self._kb(scope, dataset_id)
+        doc = await self._document(kb, doc_id)
+        page, limit = paging(args.get("page"), args.get("limit"))
+        where = [KnowledgeSegment.document_id == doc.id]
+        keyword = (args.get("keyword") or "").strip()
+        if keyword:
+            where.append(func.lower(KnowledgeSegment.content).like(like(keyword), escape="\\"))
+        statuses = [s for s in args.get("status") or [] if s]
+        if statuses and "completed" not in statuses:
+            where.append(KnowledgeSegment.id.is_(None))  # every stored segment is completed
+        async with self.sessions() as session:
+            total = int(
+                await session.scalar(
+                    select(func.count()).select_from(KnowledgeSegment).where(*where)
+                )
+                or 0
+            )
+            rows = (
+                await session.scalars(
+                    select(KnowledgeSegment)
+                    .where(*where)
+                    .order_by(KnowledgeSegment.position)
+                    .offset((page - 1) * limit)
+                    .limit(limit)
+                )
+            ).all()
+        return {
+            **page_of([segment_dict(s) for s in rows], page, limit, total),
+            "doc_form": DOC_FORM,
+        }
+
+    # --- retrieval -------------------------------------------------------------------------
+
+    async def retrieve(
+        self, scope: DatasetScope, dataset_id: str, query: str, wanted: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        kb = await self._kb(scope, dataset_id)
+        if not query.strip():
+            raise InvalidParam("Query is required.")
+        if len(query) > MAX_QUERY:
+            raise InvalidParam(f"Query cannot exceed {MAX_QUERY} characters.")
+        try:
+            options = options_from(retrieval_settings(kb.retrieval, wanted))
+        except (TypeError, ValueError) as exc:
+            raise InvalidParam(f"retrieval_model: {exc}") from None
+        hits = await self.knowledge.search([kb.id], query, options)
+        ids = [h.segment_id for h in hits]
+        await self.knowledge.count_hits(ids)
+        async with self.sessions() as session:
+            rows = {
+                s.id: s
+                for s in (
+                    await session.scalars(
+                        select(KnowledgeSegment).where(KnowledgeSegment.id.in_(ids))
+                    )
+                ).all()
+            }
+        records = [
+            record_dict(rows[h.segment_id], h.document_name, h.score)
+            for h in hits
+            if h.segment_id in rows
+        ]
+        return {"query": {"content": query}, "records": records}
+
+
+def embedding_spec(provider: str | None, model: str | None) -> str:
+    """Dify's (provider, model) as parlour's spec; nothing given means the default model."""
+    if not model:
+        return ""
+    if provider in ("local", None, "") and ":" in model:
+        return model
+    return f"local:{model}" if provider == "local" else f"openai:{model}"
