@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 from rich.console import Console
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from parlour.cli_kb import kb_cli
-from parlour.cli_shared import JsonOpt, console, on_database, show
+from parlour.cli_shared import JsonOpt, console, in_session, show
 from parlour.config import Settings
 from parlour.errors import ParlourError
 from parlour.services import appdef
@@ -21,7 +20,6 @@ from parlour.services import apps as apps_service
 from parlour.services.setup import migrate as run_migrations
 from parlour.services.setup import prepare
 
-T = TypeVar("T")
 cli = typer.Typer(help="parlour: a Dify-compatible chat-app server.", no_args_is_help=True)
 apps_cli = typer.Typer(
     help="Create, list, import, export and update chat apps.", no_args_is_help=True
@@ -32,16 +30,6 @@ cli.add_typer(keys_cli, name="keys")
 cli.add_typer(kb_cli, name="kb")
 err_console = Console(stderr=True)
 FileArg = typer.Argument(..., exists=True, dir_okay=False, help="Dify DSL or parlour app YAML.")
-
-
-def _in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run ``work`` in one committed transaction on a migrated database."""
-
-    async def in_transaction(_settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> T:
-        async with sessions.begin() as session:
-            return await work(session)
-
-    return on_database(in_transaction)
 
 
 @cli.command()
@@ -100,7 +88,7 @@ def apps_create(
         )
         return apps_service.app_dict(app)
 
-    show([_in_session(work)], as_json, "app created")
+    show([in_session(work)], as_json, "app created")
 
 
 @apps_cli.command("list")
@@ -110,7 +98,7 @@ def apps_list(as_json: bool = JsonOpt) -> None:
     async def work(session: AsyncSession) -> list[dict[str, Any]]:
         return [apps_service.app_dict(a) for a in await apps_service.list_apps(session)]
 
-    show(_in_session(work), as_json, "apps")
+    show(in_session(work), as_json, "apps")
 
 
 @keys_cli.command("create")
@@ -122,7 +110,7 @@ def keys_create(app: str = typer.Argument(..., help="App id or name."), as_json:
         key, token = await apps_service.create_key(session, found)
         return {**apps_service.key_dict(key), "key": token}
 
-    show([_in_session(work)], as_json, "key created (shown once)")
+    show([in_session(work)], as_json, "key created (shown once)")
 
 
 @keys_cli.command("list")
@@ -133,7 +121,7 @@ def keys_list(app: str = typer.Argument(..., help="App id or name."), as_json: b
         found = await apps_service.find_app(session, app)
         return [apps_service.key_dict(k) for k in await apps_service.list_keys(session, found)]
 
-    show(_in_session(work), as_json, "keys")
+    show(in_session(work), as_json, "keys")
 
 
 @keys_cli.command("revoke")
@@ -143,7 +131,7 @@ def keys_revoke(key_id: str, as_json: bool = JsonOpt) -> None:
     async def work(session: AsyncSession) -> dict[str, Any]:
         return apps_service.key_dict(await apps_service.revoke_key(session, key_id))
 
-    show([_in_session(work)], as_json, "key revoked")
+    show([in_session(work)], as_json, "key revoked")
 
 
 def _definition(file: Path) -> appdef.AppDefinition:
@@ -173,13 +161,14 @@ def apps_import(
     definition = _definition(file)
 
     async def work(session: AsyncSession) -> dict[str, Any]:
+        await appdef.attach_datasets(session, definition)
         app = await appdef.create_from(session, definition)
         row = apps_service.app_dict(app)
         if key:
             row["key"] = (await apps_service.create_key(session, app))[1]
         return row
 
-    _report(_in_session(work), definition.warnings, as_json, "app imported")
+    _report(in_session(work), definition.warnings, as_json, "app imported")
 
 
 @apps_cli.command("update")
@@ -192,9 +181,10 @@ def apps_update(
     definition = _definition(file)
 
     async def work(session: AsyncSession) -> dict[str, Any]:
+        await appdef.attach_datasets(session, definition)
         return apps_service.app_dict(await appdef.update_from(session, app, definition))
 
-    _report(_in_session(work), definition.warnings, as_json, "app updated")
+    _report(in_session(work), definition.warnings, as_json, "app updated")
 
 
 @apps_cli.command("export")
@@ -207,7 +197,7 @@ def apps_export(
     async def work(session: AsyncSession) -> str:
         return appdef.export(await apps_service.find_app(session, app), fmt)
 
-    typer.echo(_in_session(work), nl=False)
+    typer.echo(in_session(work), nl=False)
 
 
 def main() -> None:

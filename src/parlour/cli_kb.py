@@ -1,4 +1,5 @@
-"""``parlour kb create | add | list | docs | search | rm``: knowledge bases from the shell."""
+"""``parlour kb create | add | list | docs | search | rm | keys``: knowledge bases from the
+shell."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any, TypeVar
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from parlour.cli_kb_keys import keys_cli
 from parlour.cli_shared import JsonOpt, console, on_database, show
 from parlour.config import Settings
 from parlour.retrieval.embedders import EmbedderRegistry
@@ -18,6 +20,7 @@ from parlour.services.knowledge import Knowledge, SearchOptions, options_from
 
 T = TypeVar("T")
 kb_cli = typer.Typer(help="Knowledge bases: load documents, search them.", no_args_is_help=True)
+kb_cli.add_typer(keys_cli, name="keys")
 
 
 def make_knowledge(settings: Settings, sessions: Any) -> Knowledge:

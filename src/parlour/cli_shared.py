@@ -42,6 +42,16 @@ def on_database(work: Callable[[Settings, async_sessionmaker[AsyncSession]], Awa
         raise typer.Exit(1) from None
 
 
+def in_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one committed transaction on a migrated database."""
+
+    async def in_transaction(_settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> T:
+        async with sessions.begin() as session:
+            return await work(session)
+
+    return on_database(in_transaction)
+
+
 def show(rows: list[dict[str, Any]], as_json: bool, title: str, ensure_ascii: bool = True) -> None:
     if as_json:
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=ensure_ascii))

@@ -45,7 +45,7 @@ def test_dify_agent_app_with_everything_on_warns_for_each() -> None:
     for expected in (
         "model provider 'anthropic'", "sensitive_word_avoidance", "annotation_reply",
         "speech_to_text", "text_to_speech", "more_like_this", "file_upload",
-        "agent_mode.tools", "dataset_configs", "external_data_tools", "dataset_query_variable",
+        "agent_mode.tools", "external_data_tools", "dataset_query_variable",
         "prompt_type advanced", "model.mode 'completion'", "user_input_form 'external_data_tool'",
         "some_future_field: kept but not used",
     ):

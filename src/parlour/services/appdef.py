@@ -18,10 +18,11 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parlour.appconfig import AppConfig
-from parlour.errors import InvalidParam
+from parlour.errors import InvalidParam, NotFound
 from parlour.services import variables
 from parlour.services.apps import CHAT_MODES, find_app
 from parlour.services.inputs import FORM_TYPES
+from parlour.services.knowledge import find_kb
 from parlour.storage.models import App, utcnow
 
 PARLOUR_KIND = "parlour-app"
@@ -141,9 +142,6 @@ def warnings_for(config: AppConfig, mode: str) -> list[str]:
     agent = raw.get("agent_mode") or {}
     if (mode == "agent-chat" or agent.get("enabled")) and agent.get("tools"):
         out.append("agent_mode.tools: agent tools are not run; the model answers directly")
-    datasets = (raw.get("dataset_configs") or {}).get("datasets") or {}
-    if datasets.get("datasets"):
-        out.append("dataset_configs: knowledge datasets are not attached")
     for key, what in (
         ("external_data_tools", "external data tools are not called"),
         ("dataset_query_variable", "not used"),
@@ -216,6 +214,34 @@ def _to_dify(app: App, config: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- storage ---------------------------------------------------------------------------
+
+
+async def attach_datasets(session: AsyncSession, definition: AppDefinition) -> list[str]:
+    """Point ``dataset_configs`` at local knowledge bases: an id that is a local base's stays;
+    otherwise the entry's ``name`` (or an id that is a base's name) is looked up and the id
+    rewritten. Returns (and adds to the definition) a warning per base that is missing."""
+    configs = definition.config.dataset_configs or {}
+    entries = (configs.get("datasets") or {}).get("datasets") or []
+    notes: list[str] = []
+    for item in entries:
+        dataset = item.get("dataset", item) if isinstance(item, dict) else None
+        if not isinstance(dataset, dict):
+            continue
+        refs = [str(r) for r in (dataset.get("id"), dataset.get("name")) if r]
+        for ref in refs:
+            try:
+                dataset["id"] = (await find_kb(session, ref)).id
+                break
+            except NotFound:
+                continue
+        else:
+            named = " / ".join(repr(r) for r in refs) or "(no id)"
+            notes.append(
+                f"dataset_configs: knowledge base {named} does not exist here; create it "
+                "(parlour kb create NAME) and update the app, or the app answers without it"
+            )
+    definition.warnings += notes
+    return notes
 
 
 async def create_from(session: AsyncSession, definition: AppDefinition) -> App:
