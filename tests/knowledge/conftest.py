@@ -1,17 +1,27 @@
 """Knowledge fixtures: the real embedded model, loaded once per session; a Knowledge service
-on the parametrized database (SQLite and PostgreSQL)."""
+on the parametrized database (SQLite and PostgreSQL); a PostgreSQL 16 with pgvector (the
+``pgserver`` wheel), started once per session."""
 
 from __future__ import annotations
 
+import importlib
+import shutil
+import tempfile
+import uuid
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from parlour.retrieval.embedders import MINILM, EmbedderRegistry
 from parlour.retrieval.vectors import NumpyStore
 from parlour.services.knowledge import Knowledge
 from parlour.storage.db import make_sessionmaker
+from parlour.storage.migrate import upgrade
 from tests.conftest import Database
 
 
@@ -37,3 +47,41 @@ async def knowledge(
         yield Knowledge(make_sessionmaker(engine), embedders, NumpyStore(), executor)
     finally:
         await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pgvector_url() -> Iterator[str]:
+    """A PostgreSQL with the ``vector`` extension created in ``public``.
+
+    Its data lives outside pytest's temporary root, which pytest keeps private (0700) while
+    the server runs as another user when the tests run as root."""
+    with warnings.catch_warnings():  # where XDG_RUNTIME_DIR is unset, it says it uses /tmp
+        warnings.filterwarnings("ignore", "XDG_RUNTIME_DIR")
+        pgserver = importlib.import_module("pgserver")
+    parent = Path(tempfile.mkdtemp(prefix="parlour-pgvector-"))
+    parent.chmod(0o755)
+    server = pgserver.get_server(parent / "data", cleanup_mode="delete")
+    try:
+        server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+        yield server.get_uri().replace("postgresql://", "postgresql+asyncpg://", 1)
+    finally:
+        server.cleanup()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture
+async def pgvector_database(pgvector_url: str) -> AsyncIterator[Database]:
+    """A fresh, migrated schema of its own on the pgvector server."""
+    db = Database(pgvector_url, "t_" + uuid.uuid4().hex[:12])
+    admin = create_async_engine(pgvector_url)
+    async with admin.begin() as conn:
+        await conn.execute(text(f"CREATE SCHEMA {db.schema}"))
+    engine = db.engine()
+    await upgrade(engine)
+    await engine.dispose()
+    try:
+        yield db
+    finally:
+        async with admin.begin() as conn:
+            await conn.execute(text(f"DROP SCHEMA {db.schema} CASCADE"))
+        await admin.dispose()

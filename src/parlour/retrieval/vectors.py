@@ -1,16 +1,23 @@
 """Vector stores. ``NumpyStore``: exact cosine search over an in-memory matrix per knowledge
-base, loaded from the database (by the service) and reloaded when the base's index version
-changes. Another engine (pgvector, …) implements the same ``VectorStore`` protocol.
+base, loaded through the service's reader and reloaded when the base's index version changes.
+``parlour.storage.pgvector.PgVectorStore`` implements the same ``VectorStore`` protocol in
+PostgreSQL (HNSW), with a ``NumpyStore`` as its fallback.
+
+Searches are async; the numpy work runs in a worker thread, never on the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
+# reads every (segment id, vector) of one base: what an in-memory store loads
+Reader = Callable[[], Awaitable[tuple[list[str], np.ndarray]]]
 
 
 def to_blob(row: np.ndarray) -> bytes:
@@ -24,21 +31,23 @@ def from_blobs(blobs: Sequence[bytes], dim: int) -> np.ndarray:
 
 
 class VectorStore(Protocol):
-    def version(self, kb_id: str) -> int | None:
-        """The index version held for ``kb_id`` (None: not loaded)."""
+    async def sync(self, kb_id: str, version: int, read: Reader) -> None:
+        """Bring ``kb_id``'s index up to ``version`` (the base's ``index_version``)."""
         ...
 
-    def load(self, kb_id: str, version: int, ids: list[str], matrix: np.ndarray) -> None: ...
+    async def search(self, kb_id: str, query: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The ``k`` nearest segments by cosine, best first."""
+        ...
 
-    def search(self, kb_id: str, query: np.ndarray, k: int) -> list[tuple[str, float]]: ...
-
-    def scores(self, kb_id: str, query: np.ndarray, ids: list[str]) -> dict[str, float]:
+    async def scores(self, kb_id: str, query: np.ndarray, ids: list[str]) -> dict[str, float]:
         """The exact cosine of the given ids (for fusing full-text hits)."""
         ...
 
-    def drop(self, kb_id: str) -> None: ...
+    async def drop(self, kb_id: str) -> None: ...
 
-    def nbytes(self) -> int: ...
+    def nbytes(self) -> int:
+        """Bytes held in this process."""
+        ...
 
 
 @dataclass(slots=True)
@@ -66,7 +75,8 @@ class NumpyStore:
             matrix = np.ascontiguousarray(matrix, np.float32)
             self._indexes[kb_id] = _Index(version, ids, matrix, rows)
 
-    def search(self, kb_id: str, query: np.ndarray, k: int) -> list[tuple[str, float]]:
+    def nearest(self, kb_id: str, query: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """Blocking exact top ``k`` (call it from a worker thread)."""
         index = self._indexes.get(kb_id)
         if index is None or not index.ids or k <= 0:
             return []
@@ -80,7 +90,7 @@ class NumpyStore:
         top = top[np.argsort(-scores[top])]
         return [(index.ids[i], float(scores[i])) for i in top]
 
-    def scores(self, kb_id: str, query: np.ndarray, ids: list[str]) -> dict[str, float]:
+    def cosines(self, kb_id: str, query: np.ndarray, ids: list[str]) -> dict[str, float]:
         index = self._indexes.get(kb_id)
         if index is None:
             return {}
@@ -90,7 +100,21 @@ class NumpyStore:
         sims = index.matrix[[r for _, r in found]] @ query.astype(np.float32)
         return {sid: float(s) for (sid, _), s in zip(found, sims, strict=True)}
 
-    def drop(self, kb_id: str) -> None:
+    async def sync(self, kb_id: str, version: int, read: Reader) -> None:
+        if self.version(kb_id) == version:
+            return
+        ids, matrix = await read()
+        self.load(kb_id, version, ids, matrix)
+
+    async def search(self, kb_id: str, query: np.ndarray, k: int) -> list[tuple[str, float]]:
+        return await asyncio.to_thread(self.nearest, kb_id, query, k)
+
+    async def scores(self, kb_id: str, query: np.ndarray, ids: list[str]) -> dict[str, float]:
+        if not ids:
+            return {}
+        return await asyncio.to_thread(self.cosines, kb_id, query, ids)
+
+    async def drop(self, kb_id: str) -> None:
         with self._lock:
             self._indexes.pop(kb_id, None)
 

@@ -33,6 +33,7 @@ from parlour.storage.models import (
     Message,
     utcnow,
 )
+from parlour.storage.pgvector import for_database
 
 log = logging.getLogger("parlour.knowledge")
 DEFAULT_METHOD = "semantic_search"
@@ -126,7 +127,7 @@ class Knowledge:
     ):
         self.sessions = sessions
         self.embedders = embedders
-        self.store = store
+        self.store = for_database(sessions, store)  # pgvector on PostgreSQL
         self._owned = executor is None
         self.executor = executor or ThreadPoolExecutor(1, thread_name_prefix="embed")
         self.default_model = default_model
@@ -217,7 +218,7 @@ class Knowledge:
             await session.execute(delete(KnowledgeSegment).where(KnowledgeSegment.kb_id == kb.id))
             await session.execute(delete(KnowledgeDocument).where(KnowledgeDocument.kb_id == kb.id))
             await session.execute(delete(KnowledgeBase).where(KnowledgeBase.id == kb.id))
-        self.store.drop(kb.id)
+        await self.store.drop(kb.id)
         return kb_dict(kb)
 
     async def documents(self, ref: str) -> list[dict[str, Any]]:
@@ -442,21 +443,17 @@ class Knowledge:
         if opts.method == "full_text_search" or vector is None:
             return {}, keyword
         await self._ensure_loaded(kb)
-        dense = dict(self.store.search(kb.id, vector, wide))
+        dense = dict(await self.store.search(kb.id, vector, wide))
         if keyword:
             missing = [s for s in keyword if s not in dense]
-            dense.update(self.store.scores(kb.id, vector, missing))
+            dense.update(await self.store.scores(kb.id, vector, missing))
         return dense, keyword
 
     async def _ensure_loaded(self, kb: KnowledgeBase) -> None:
-        """(Re)load a base's vectors into the store when its index version moved on."""
-        async with self._reload:
+        """Bring the store's index of a base up to the base's index version."""
+
+        async def read() -> tuple[list[str], np.ndarray]:
             async with self.sessions() as session:
-                version = await session.scalar(
-                    select(KnowledgeBase.index_version).where(KnowledgeBase.id == kb.id)
-                )
-                if version is None or self.store.version(kb.id) == version:
-                    return
                 rows = (
                     await session.execute(
                         select(KnowledgeSegment.id, KnowledgeSegment.vector)
@@ -465,7 +462,15 @@ class Knowledge:
                     )
                 ).all()
             matrix = await self._run(from_blobs, [r.vector for r in rows], kb.dim or 1)
-            self.store.load(kb.id, version, [r.id for r in rows], matrix)
+            return [r.id for r in rows], matrix
+
+        async with self._reload:
+            async with self.sessions() as session:
+                version = await session.scalar(
+                    select(KnowledgeBase.index_version).where(KnowledgeBase.id == kb.id)
+                )
+            if version is not None:
+                await self.store.sync(kb.id, version, read)
 
     async def _describe(self, hits: list[Hit], names: dict[str, str]) -> list[Hit]:
         if not hits:
