@@ -27,6 +27,7 @@ from parlour.api.routes import (
     index,
     messages,
 )
+from parlour.api.fastlane import ParlourAPI
 from parlour.api.sse import DirectSend
 from parlour.config import Settings
 from parlour.providers.registry import ModelRegistry
@@ -147,7 +148,7 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
             await _build(app.state, settings, models, stack)
             yield
 
-    app = FastAPI(
+    app = ParlourAPI(
         title="parlour",
         version=__version__,
         description="A self-hosted chat-app server that speaks the Dify Chat App Service API.",
@@ -156,13 +157,20 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
         docs_url="/docs",
         redoc_url=None,
     )
+    exposed = ["X-Version", "X-Env", "X-Trace-Id"]
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
         allow_methods=["GET", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"],
         allow_headers=["Content-Type", "Authorization", "X-App-Code", "X-App-Passport"],
-        expose_headers=["X-Version", "X-Env", "X-Trace-Id"],
+        expose_headers=exposed,
     )
+    # what CORSMiddleware adds to a simple (non-preflight) response, for the direct route
+    app.cors_headers = {
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Expose-Headers": ", ".join(exposed),
+    }
+    app.serve_directly("POST", "/v1/chat-messages", chat.send_chat_message)
     app.add_middleware(DirectSend)  # added last: the outermost of parlour's middleware
     errors.install(app)
     app.include_router(health.router)

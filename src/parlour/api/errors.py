@@ -79,6 +79,17 @@ async def _unexpected(_request: Request, exc: Exception) -> Response:
     return error_response(InternalError())
 
 
+async def response_for(request: Request, exc: Exception) -> Response:
+    """What the installed handlers answer for ``exc`` (for routes served outside them)."""
+    if isinstance(exc, ParlourError):
+        return error_response(exc)
+    if isinstance(exc, StarletteHTTPException):
+        return await _http(request, exc)
+    if isinstance(exc, database_error_types()):
+        return await _storage(request, exc)
+    return await _unexpected(request, exc)
+
+
 def describe(errors: object) -> str:
     """Pydantic errors as one readable line per field: ``field: message``."""
     lines = []

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
 from sqlalchemy.engine import make_url
+
+from parlour.storage.serial import SerialThread
 
 _AUTH = (
     "SELECT a.id, a.name, a.description, a.mode, a.status, a.enable_api,"
@@ -148,7 +149,7 @@ def _sqlite_time(value: datetime) -> str:
 class SqliteHotPath:
     def __init__(self, path: str):
         self.path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._thread = SerialThread("sqlite")
         self._conn: sqlite3.Connection | None = None
         q = ["?"] * 13
         self._auth, self._config = _sql(_AUTH, q), _sql(_CONFIG, q)
@@ -169,7 +170,7 @@ class SqliteHotPath:
         return self._conn
 
     async def _run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await self._thread.run(fn, *args)
 
     def _key(self, key_hash: str) -> KeyRow | None:
         row = self._db().execute(self._auth, (key_hash,)).fetchone()
@@ -282,7 +283,7 @@ class SqliteHotPath:
                 self._conn = None
 
         await self._run(shut)
-        self._executor.shutdown(wait=True)
+        await self._thread.close()
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------
