@@ -117,7 +117,7 @@ class Datasets:
         )
         try:
             options_from(settings)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, AttributeError) as exc:
             raise InvalidParam(f"retrieval_model: {exc}") from None
         row = await self.knowledge.create(
             name,
@@ -325,7 +325,7 @@ class Datasets:
             raise InvalidParam(f"Query cannot exceed {MAX_QUERY} characters.")
         try:
             options = options_from(retrieval_settings(kb.retrieval, wanted))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, AttributeError) as exc:
             raise InvalidParam(f"retrieval_model: {exc}") from None
         hits = await self.knowledge.search([kb.id], query, options)
         ids = [h.segment_id for h in hits]

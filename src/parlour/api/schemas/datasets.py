@@ -7,6 +7,25 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+class VectorSetting(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    vector_weight: float = Field(ge=0, le=1)
+
+
+class KeywordSetting(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    keyword_weight: float = Field(ge=0, le=1)
+
+
+class Weights(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    vector_setting: VectorSetting | None = None
+    keyword_setting: KeywordSetting | None = None
+
+
 class RetrievalModel(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -17,7 +36,7 @@ class RetrievalModel(BaseModel):
     score_threshold_enabled: bool | None = None
     score_threshold: float | None = None
     reranking_enable: bool | None = None
-    weights: dict[str, Any] | None = None
+    weights: Weights | None = None
 
 
 class DatasetBody(BaseModel):
