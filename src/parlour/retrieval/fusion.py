@@ -3,7 +3,11 @@
 Dify's modes: ``semantic_search``, ``full_text_search``, ``hybrid_search``. Naive reciprocal
 rank fusion lets a poor keyword ranking push good dense hits out of the top k, so hybrid here is
 a weighted sum of scores: the dense cosine of *every* candidate (computed exactly, also for
-keyword-only hits) plus a weighted, max-normalised BM25 score.
+keyword-only hits) plus a small weight of BM25, rescaled so that the base's weakest keyword
+candidate gets nothing. Any-term BM25 rewards common words, so the weakest match is noise.
+
+The default weights (0.9 / 0.1) and the rescaling were chosen on bench/knowledge_eval.py's
+tuning half; see bench/KNOWLEDGE.md.
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ def method_name(value: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Weights:
-    vector: float = 0.8
-    keyword: float = 0.2
+    vector: float = 0.9
+    keyword: float = 0.1
 
 
 def normalise_keyword(scores: Mapping[str, float], top: float | None = None) -> dict[str, float]:
@@ -44,6 +48,17 @@ def normalise_keyword(scores: Mapping[str, float], top: float | None = None) -> 
     return {k: (v / top if top > 0 else 0.0) for k, v in scores.items()}
 
 
+def keyword_floor(scores: Mapping[str, float]) -> dict[str, float]:
+    """Scaled BM25 (0..1) shifted so the weakest of several candidates gets 0, the best keeps
+    its value."""
+    if len(scores) < 2:
+        return dict(scores)
+    low, high = min(scores.values()), max(scores.values())
+    if high <= low:
+        return dict(scores)
+    return {k: high * (v - low) / (high - low) for k, v in scores.items()}
+
+
 def fuse(
     dense: Mapping[str, float],
     keyword: Mapping[str, float],
@@ -51,7 +66,7 @@ def fuse(
     top: float | None = None,
 ) -> list[tuple[str, float]]:
     """Weighted sum; ``dense`` should hold the cosine of every candidate in ``keyword`` too."""
-    kw = normalise_keyword(keyword, top)
+    kw = keyword_floor(normalise_keyword(keyword, top))
     total = weights.vector + weights.keyword or 1.0
     ids = set(dense) | set(kw)
     scored = [

@@ -36,7 +36,7 @@ from parlour.storage.models import (
 from parlour.storage.pgvector import for_database
 
 log = logging.getLogger("parlour.knowledge")
-DEFAULT_METHOD = "semantic_search"
+DEFAULT_METHOD = "hybrid_search"  # the best on bench/knowledge_eval.py (bench/KNOWLEDGE.md)
 DEFAULT_TOP_K = 4
 Progress = Callable[[str, int, int], Any]  # (stage, done, total)
 
