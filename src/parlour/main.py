@@ -13,6 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from parlour import __version__
 from parlour.api import errors
+from parlour.api.fastlane import ParlourAPI
 from parlour.api.routes import (
     annotations,
     app_info,
@@ -27,7 +28,6 @@ from parlour.api.routes import (
     index,
     messages,
 )
-from parlour.api.fastlane import ParlourAPI
 from parlour.api.sse import DirectSend
 from parlour.config import Settings
 from parlour.providers.registry import ModelRegistry

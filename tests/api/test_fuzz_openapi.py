@@ -154,6 +154,7 @@ def run_all(server: Server, doc: dict[str, Any], ids: dict[str, str], db: str) -
     return tally
 
 
+@pytest.mark.timeout(300)  # about 2,000 cases: 85 s on a busy 2-core machine
 async def test_generated_requests_never_fail_or_break_the_schema(
     server: Server, request: pytest.FixtureRequest
 ) -> None:
