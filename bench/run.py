@@ -886,6 +886,10 @@ def render(path: Path, dest: Path, note: str = "") -> bool:
         check=True,
     ).stdout
     lines += ["## All rows (`report.py --best`)", "", rep.rstrip(), ""]
+    soak = BENCH / "SOAK.md"
+    if soak.exists():  # bench/soak.py's last run, one heading level down
+        lines += ["#" + x if x.startswith("#") else x for x in soak.read_text().splitlines()]
+        lines += [""]
     dest.write_text("\n".join(lines))
     log(f"wrote {dest}; bar {'met' if bar_ok else 'NOT met'}")
     return bar_ok
