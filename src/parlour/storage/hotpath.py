@@ -311,6 +311,10 @@ class PostgresHotPath:
         )
         self._finish = _sql(_FINISH, d)
         self._rename = _sql(_RENAME, d)
+        # conversation $1-$8 (inputs $6, time $8), then the message's own values from $9
+        self._new_turn = f"WITH c AS ({self._new_conversation}) " + _sql(
+            _NEW_MESSAGE, ["$9", "$2", "$1", "$3", "$10", "$11", "$12", "$6::json", "$13", "$8"]
+        )
 
     async def _get_pool(self) -> Any:
         if self._pool is None:
@@ -343,6 +347,14 @@ class PostgresHotPath:
         self, t: NewTurn, history_limit: int
     ) -> tuple[dict[str, Any], list[tuple[str, str]]] | None:
         pool = await self._get_pool()
+        if t.name is not None:  # a new conversation: both rows in one statement, one round trip
+            inputs_json = orjson.dumps(t.inputs).decode()
+            await pool.execute(
+                self._new_turn, t.conversation_id, t.app_id, t.end_user_id, t.mode, t.name,
+                inputs_json, t.introduction, t.now, t.message_id, t.task_id, t.model, t.query,
+                t.worker, timeout=self.timeout,
+            )  # fmt: skip
+            return t.inputs, []
         async with pool.acquire(timeout=self.timeout) as conn, conn.transaction():
             inputs, history = t.inputs, []
             if t.name is None:
