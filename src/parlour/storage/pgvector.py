@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from parlour.retrieval.vectors import NumpyStore, Reader, VectorStore
 from parlour.storage.db import unavailable
@@ -28,7 +28,8 @@ log = logging.getLogger("parlour.knowledge")
 
 EF_SEARCH = 100  # HNSW candidate list per query: recall@10 >= 0.95 at 100k (bench/KNOWLEDGE.md)
 HNSW_MAX_DIM = 2000  # pgvector's limit for an HNSW index on ``vector``; above it, exact scans
-BATCH = 1000
+BATCH = 250  # rows per insert: each round trip stays well inside a statement timeout
+BUILD_TIMEOUT = 3600.0  # seconds for an HNSW index build
 
 _EXTENSION_SCHEMA = text(
     "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
@@ -151,7 +152,11 @@ class PgVectorStore:
         if dim <= HNSW_MAX_DIM:
             await session.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
             index = "CREATE INDEX {t}_hnsw ON {t} USING hnsw (embedding {s}.vector_cosine_ops)"
-            await session.execute(self._sql(index, kb_id))
+            # the build outlasts the engine's per-statement timeout on a large base (about a
+            # minute at 100k): run it on the driver connection, in the same transaction
+            raw = await (await session.connection()).get_raw_connection()
+            sql = index.format(s=self._schema, t=table_name(kb_id))
+            await raw.driver_connection.execute(sql, timeout=BUILD_TIMEOUT)  # type: ignore[union-attr]
         return dim
 
     async def _copy(self, session: AsyncSession, kb_id: str) -> None:
@@ -189,9 +194,14 @@ class PgVectorStore:
             kb_id,
         )
         ef = min(max(self.ef_search, k), 1000)
-        async with self.sessions.begin() as session:
-            await session.execute(text(f"SET LOCAL hnsw.ef_search = {ef}"))
-            rows = await session.execute(sql, {"q": query.tolist(), "k": k})
+        engine: AsyncEngine = self.sessions.kw["bind"]
+        async with engine.connect() as conn:
+            # set once per pooled connection (a round trip less per query than SET LOCAL)
+            if conn.info.get("hnsw.ef_search") != ef:
+                await conn.execute(text(f"SET hnsw.ef_search = {ef}"))
+                await conn.commit()
+                conn.info["hnsw.ef_search"] = ef
+            rows = await conn.execute(sql, {"q": query.tolist(), "k": k})
             return [(sid, 1.0 - float(d)) for sid, d in rows.all()]
 
     async def scores(self, kb_id: str, query: np.ndarray, ids: list[str]) -> dict[str, float]:
