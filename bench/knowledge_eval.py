@@ -233,7 +233,30 @@ Chunks of 120 or 180 tokens score lower than 240 (the most MiniLM embeds whole).
 that ships its weights in a PyPI package (cross-encoder, ONNX) was found; the one candidate
 (`small-hybrid-reranker`) is a pickled scikit-learn model, not loaded. The paraphrased
 questions are where MiniLM falls short: better recall needs a stronger embedding model
-(an OpenAI-compatible provider) or a cross-encoder reranker."""
+(an OpenAI-compatible provider) or a cross-encoder reranker.
+
+Also tried and not kept (hybrid recall@5 all / paraphrased, against 0.74 / 0.44; tuning and
+held-out halves in brackets):
+- the heading path as a chunk's title ("26.3. Continuous Archiving ... > 26.3.1. Setting Up
+  WAL Archiving", embedded and full-text indexed; chunks re-cut to fit): 0.69 / 0.35
+  (0.73, 0.66). The page's first heading put before the nearest one instead (same chunks):
+  0.72 / 0.38 (0.75, 0.68).
+- several vectors per chunk: sentences grouped into windows of about 64 tokens (3.2 per
+  chunk, 4167 more vectors, about 1.75 times the embedding time), a chunk scored 0.7 x its own
+  cosine + 0.3 x its best window's: 0.75 / 0.44 (0.80, 0.70); the best of the chunk and its
+  windows 0.74 / 0.41; windows prefixed with the heading path 0.73 to 0.74 / 0.38. One
+  question more for four times the vectors.
+- pseudo-relevance feedback (the query vector plus 0.2, 0.4 or 0.7 x the mean of its top 3,
+  5 or 10 chunks): the settings best on the tuning half (0.82) lose a question on the held-out
+  half (0.68); the best overall, 0.7 x top 10, is 0.76 / 0.47 (0.80, 0.73) with MRR 0.56
+  against 0.59. A page's best (or best three) chunk scores blended into each of its chunks'
+  (0.2 to 0.5): 0.73 to 0.76, MRR 0.56 to 0.60.
+- BM25 heading column weight 0, 1 or 2 (instead of 0.5), and hybrid weights 0.95 / 0.05,
+  0.85 / 0.15, 0.8 / 0.2: equal or lower. Both full-text engines already stem (FTS5 porter,
+  PostgreSQL `english`).
+
+In 10 of the 26 semantic-search misses the right page ranks first and the answering chunk
+6th to 26th: telling neighbouring passages of one page apart is what MiniLM cannot do here."""
 
 
 def verdict(questions: Sequence[Question], ranks: Sequence[int | None]) -> str:
