@@ -99,7 +99,11 @@ class MiniLMEmbedder:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        opts.enable_cpu_mem_arena = False
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.enable_cpu_mem_arena = False  # the arena kept ~600 MB after a batch of 16 x 256
+        # idle worker threads sleep instead of spinning: on a busy machine spinning cost
+        # a third more CPU per chunk for no faster batches (bench/KNOWLEDGE.md)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.log_severity_level = 3
         self.session = ort.InferenceSession(
             str(package_file(*MINILM_MODEL)), opts, providers=["CPUExecutionProvider"]
