@@ -67,8 +67,12 @@ NOTES = """\
   batch pads little. Batches of 4, 8 and 16 measured alike within the noise; 32 was slower.
 - The packaged "int8" model stores int8 weights but has no integer kernels (90 MatMul, no
   MatMulInteger): onnxruntime folds the weights back to float32 at load, so inference is
-  float32. A dynamically quantised variant (MatMulInteger) is the next speed step; making one
-  needs the `onnx` package, and its vectors would differ from those already stored.
+  float32. A dynamically quantised copy (onnxruntime's `quantize_dynamic`, int8 weights,
+  MatMulInteger) embedded 20-22 chunks/s against 14 for the packaged model on the same 64
+  chunks (load about 1.4): about 48 s per 1,000 chunks. Its vectors differ, though (cosine to
+  the packaged model's 0.93 on average, 0.89 at worst), so it needs a retrieval-quality run
+  (bench/knowledge_eval.py) and a model name of its own before it could be the default; making
+  it needs the `onnx` package. Spinning threads on the quiet machine: 3% faster, 10% more CPU.
 - The numpy index is exact and memory-bound (146 MB read per query at 100k x 384). The RSS
   it adds is about twice the matrix: loading it from SQLite passes through the BLOB rows.
 - pgvector: one `vector(384)` table per knowledge base with an HNSW index (m 16,
@@ -469,7 +473,8 @@ def header(runs: dict[str, Any]) -> str:
         f"Measured with `bench/knowledge_speed.py` on {os.cpu_count()} cores "
         f"({platform.processor() or platform.machine()}), Python {platform.python_version()}: "
         + "; ".join(parts)
-        + ". Other work was running on the machine. Vectors for (b) are synthetic unit vectors "
+        + ". Other sessions share the machine; a load average includes this script's own threads. "
+        "Vectors for (b) are synthetic unit vectors "
         "of 384 dimensions shaped like text embeddings (500 clusters in a 32-dimensional space, "
         "projected, plus noise); queries are drawn the same way."
     )
