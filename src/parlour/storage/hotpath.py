@@ -330,6 +330,7 @@ class PostgresHotPath:
                         server_settings=settings,
                         timeout=self.timeout,
                         command_timeout=self.timeout,
+                        reset=_keep_session,
                     )
         return self._pool
 
@@ -415,6 +416,12 @@ class PostgresHotPath:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+async def _keep_session(_conn: Any) -> None:
+    """The pool's reset on release. The default sends RESET ALL, CLOSE ALL, UNLISTEN * and an
+    advisory-unlock query: a round trip for every statement of the hot path. Its statements
+    change no session state (an open transaction is still rolled back by the pool)."""
 
 
 def make_hot_path(
