@@ -49,8 +49,15 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         await engine.dispose()
         yield db
         return
-    db = Database(PG_URL, "t_" + uuid.uuid4().hex[:12])
-    admin = create_async_engine(PG_URL)
+    async with pg_schema(PG_URL) as db:
+        yield db
+
+
+@asynccontextmanager
+async def pg_schema(url: str) -> AsyncIterator[Database]:
+    """A migrated PostgreSQL schema of its own on the server at ``url``, dropped afterwards."""
+    db = Database(url, "t_" + uuid.uuid4().hex[:12])
+    admin = create_async_engine(url)
     async with admin.begin() as conn:
         await conn.execute(text(f"CREATE SCHEMA {db.schema}"))
     engine = db.engine()

@@ -7,22 +7,18 @@ from __future__ import annotations
 import importlib
 import shutil
 import tempfile
-import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from parlour.retrieval.embedders import MINILM, EmbedderRegistry
 from parlour.retrieval.vectors import NumpyStore
 from parlour.services.knowledge import Knowledge
 from parlour.storage.db import make_sessionmaker
-from parlour.storage.migrate import upgrade
-from tests.conftest import Database
+from tests.conftest import Database, pg_schema
 
 
 @pytest.fixture(scope="session")
@@ -72,16 +68,5 @@ def pgvector_url() -> Iterator[str]:
 @pytest.fixture
 async def pgvector_database(pgvector_url: str) -> AsyncIterator[Database]:
     """A fresh, migrated schema of its own on the pgvector server."""
-    db = Database(pgvector_url, "t_" + uuid.uuid4().hex[:12])
-    admin = create_async_engine(pgvector_url)
-    async with admin.begin() as conn:
-        await conn.execute(text(f"CREATE SCHEMA {db.schema}"))
-    engine = db.engine()
-    await upgrade(engine)
-    await engine.dispose()
-    try:
+    async with pg_schema(pgvector_url) as db:
         yield db
-    finally:
-        async with admin.begin() as conn:
-            await conn.execute(text(f"DROP SCHEMA {db.schema} CASCADE"))
-        await admin.dispose()
