@@ -22,12 +22,22 @@ KEY_ALPHABET = string.ascii_letters + string.digits
 CHAT_MODES = ("chat", "agent-chat", "advanced-chat")
 
 
-def new_key() -> str:
-    return "app-" + "".join(secrets.choice(KEY_ALPHABET) for _ in range(24))
+def new_key(prefix: str = "app-") -> str:
+    return prefix + "".join(secrets.choice(KEY_ALPHABET) for _ in range(24))
 
 
 def hash_key(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def bearer_hash(header: str | None) -> str:
+    """The hash of the token in ``Authorization: Bearer …``; Dify's 401 messages otherwise."""
+    if not header or " " not in header.strip():
+        raise Unauthorized("Authorization header must be provided and start with 'Bearer'")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise Unauthorized("Authorization scheme must be 'Bearer'")
+    return hash_key(token.strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +73,7 @@ async def authenticate(hot: HotPath, cache: AppCache, header: str | None) -> App
     """Check ``Authorization: Bearer app-…`` exactly as Dify does (messages included).
 
     Every request reads the key's row, so a revoked key stops working at once."""
-    if not header or " " not in header.strip():
-        raise Unauthorized("Authorization header must be provided and start with 'Bearer'")
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        raise Unauthorized("Authorization scheme must be 'Bearer'")
-    row = await hot.key(hash_key(token.strip()))
+    row = await hot.key(bearer_hash(header))
     if row is None:
         raise Unauthorized("Access token is invalid")
     if row.status != "normal":

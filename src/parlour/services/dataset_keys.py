@@ -3,7 +3,6 @@ token. Stored as sha256 only, like app keys; a key opens every knowledge base or
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -12,13 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parlour.errors import NotFound, Unauthorized
-from parlour.services.apps import KEY_ALPHABET, hash_key
+from parlour.services.apps import bearer_hash, hash_key, new_key
 from parlour.services.knowledge import find_kb
 from parlour.storage.models import DatasetKey, KnowledgeBase, utcnow
-
-
-def new_key() -> str:
-    return "dataset-" + "".join(secrets.choice(KEY_ALPHABET) for _ in range(24))
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +29,11 @@ class DatasetScope:
 
 async def authenticate(session: AsyncSession, header: str | None) -> DatasetScope:
     """``Authorization: Bearer dataset-…``, with Dify's messages; a revoked key fails at once."""
-    if not header or " " not in header.strip():
-        raise Unauthorized("Authorization header must be provided and start with 'Bearer'")
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        raise Unauthorized("Authorization scheme must be 'Bearer'")
+    key_hash = bearer_hash(header)
     row = (
         await session.execute(
             select(DatasetKey.id, DatasetKey.kb_id).where(
-                DatasetKey.key_hash == hash_key(token.strip()), DatasetKey.revoked_at.is_(None)
+                DatasetKey.key_hash == key_hash, DatasetKey.revoked_at.is_(None)
             )
         )
     ).first()
@@ -56,7 +47,7 @@ async def authenticate(session: AsyncSession, header: str | None) -> DatasetScop
 
 async def create_key(session: AsyncSession, kb_ref: str | None) -> tuple[DatasetKey, str]:
     kb: KnowledgeBase | None = await find_kb(session, kb_ref) if kb_ref else None
-    token = new_key()
+    token = new_key("dataset-")
     key = DatasetKey(
         id=str(uuid.uuid4()),
         kb_id=kb.id if kb else None,
