@@ -28,7 +28,6 @@ from parlour.api.routes import (
     index,
     messages,
 )
-from parlour.api.sse import DirectSend
 from parlour.config import Settings
 from parlour.providers.registry import ModelRegistry
 from parlour.retrieval.embedders import EmbedderRegistry
@@ -171,7 +170,6 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
         "Access-Control-Expose-Headers": ", ".join(exposed),
     }
     app.serve_directly("POST", "/v1/chat-messages", chat.send_chat_message)
-    app.add_middleware(DirectSend)  # added last: the outermost of parlour's middleware
     errors.install(app)
     app.include_router(health.router)
     for module in (

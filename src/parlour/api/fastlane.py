@@ -3,7 +3,8 @@
 Every request through FastAPI passes about ten ASGI layers (error and exception middleware,
 body limit, CORS, routing, the exit stack …) before its handler runs, and several of them wrap
 ``send``. For the one endpoint that carries nearly all the traffic, that is a large share of
-a request's CPU. ``ParlourAPI`` serves it directly: the same handler, the same error bodies
+a request's CPU. ``ParlourAPI`` serves it directly, so a stream's frames go straight to the
+server's ``send``: the same handler, the same error bodies
 (``response_for``), the same CORS headers; every other request, including the endpoint's
 OPTIONS pre-flight, goes through FastAPI as before. The route stays registered, so the
 OpenAPI document still describes it.
@@ -19,7 +20,6 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from parlour.api.errors import response_for
-from parlour.api.sse import RAW_SEND
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -44,7 +44,6 @@ class ParlourAPI(FastAPI):
 
     async def _direct(self, handler: Handler, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self
-        scope[RAW_SEND] = send
         request = Request(scope, receive)
         try:
             response = await handler(request)

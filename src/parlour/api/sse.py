@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from parlour.errors import InternalError, ParlourError, ServiceUnavailable
 from parlour.pipeline.events import ErrorEvent, Event, MessageDelta, MessageEnd
@@ -90,23 +90,6 @@ def end_metadata(event: MessageEnd) -> dict[str, Any]:
     }
 
 
-RAW_SEND = "parlour.send"
-
-
-class DirectSend:
-    """Keeps the server's ``send`` in the scope, so a stream's body frames skip the
-    middleware and routing layers (CORS, exception handling) that only act on the response
-    start: each layer wraps every one of a stream's sends, and those add up per token."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope[RAW_SEND] = send
-        await self.app(scope, receive, send)
-
-
 class EventStreamResponse(Response):
     """Streams a run. Pings come from a timer task; a disconnect cancels the run."""
 
@@ -139,7 +122,6 @@ class EventStreamResponse(Response):
                     await send({"type": "http.response.body", "body": PING, "more_body": True})
 
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-        send = scope.get(RAW_SEND, send)  # the body goes straight to the server
         watcher, pinger = loop.create_task(watch()), loop.create_task(ping())
         events = self.run.events
         done = False

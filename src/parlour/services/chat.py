@@ -241,7 +241,7 @@ class ChatService:
         deadline = started + limits.max_execution_time
         resources: list[dict[str, Any]] = []
         ended = False  # the terminal event went out: a close after it is not a disconnect
-        watch = Watchdog(asyncio.current_task(), deadline - time.perf_counter())
+        watch = Watchdog(handle, deadline - time.perf_counter())
         try:
             hit = await self._annotation(run)
             if hit is not None:  # annotation reply: the canned answer, no model call
@@ -424,7 +424,6 @@ async def _next_delta(
         return None
     finally:
         handle.waiting = False
-        watch.waiting = False
 
 
 async def _absorb_stop(handle: TaskHandle) -> None:

@@ -8,30 +8,30 @@ seconds or the run reached its execution cap; each token just records the time.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Literal
+
+from parlour.services.tasks import TaskHandle
 
 Fired = Literal["", "silent", "cap"]
 
 
 class Watchdog:
-    __slots__ = ("_loop", "_task", "_timer", "deadline", "wait", "last", "waiting", "fired")
+    __slots__ = ("_loop", "_handle", "_timer", "deadline", "wait", "last", "fired")
 
-    def __init__(self, task: asyncio.Task[Any] | None, seconds_left: float):
-        assert task is not None
+    def __init__(self, handle: TaskHandle, seconds_left: float):
+        """Watches ``handle``'s task while ``handle.waiting`` (it waits on the model)."""
         self._loop = asyncio.get_running_loop()
-        self._task = task
+        self._handle = handle
         self._timer: asyncio.TimerHandle | None = None
         self.deadline = self._loop.time() + max(seconds_left, 0.0)
         self.wait = 0.0
         self.last = 0.0
-        self.waiting = False
         self.fired: Fired = ""
 
     def expect(self, wait: float) -> None:
         """The stream is about to wait on the model, for at most ``wait`` seconds."""
         self.wait = wait
         self.last = self._loop.time()
-        self.waiting = True
         if self._timer is None:
             self._timer = self._loop.call_at(self._due(), self._check)
 
@@ -43,14 +43,17 @@ class Watchdog:
         now = self._loop.time()
         if self.fired:
             return
-        if now >= self.deadline and self.waiting:
+        waiting = self._handle.waiting
+        if now >= self.deadline and waiting:
             self.fired = "cap"
-        elif self.waiting and now >= self.last + self.wait:
+        elif waiting and now >= self.last + self.wait:
             self.fired = "silent"
         else:  # a token came meanwhile, or the stream is busy sending: look again later
             self._timer = self._loop.call_at(max(self._due(), now + 0.05), self._check)
             return
-        self._task.cancel()
+        task = self._handle.task
+        if task is not None:
+            task.cancel()
 
     def close(self) -> None:
         if self._timer is not None:
