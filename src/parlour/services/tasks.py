@@ -72,16 +72,17 @@ class LocalTaskRegistry:
 
 
 class RedisTaskRegistry(LocalTaskRegistry):
-    """Several workers: who owns a task is kept in Redis; a stop is published to every worker,
-    and the worker running the task stops it. With Redis down, stops still work for tasks of
-    the worker that receives them (a warning is logged)."""
+    """Several workers: a stop that arrives at a worker not running the task is published to
+    every worker, and the worker running it checks the owner and stops it. Nothing is written
+    to Redis per task (a stop is rare; a generation is not), so a task costs no Redis round
+    trip. With Redis down, stops still work for tasks of the worker that receives them (a
+    warning is logged)."""
 
     CHANNEL = "parlour:stop"
 
-    def __init__(self, redis: Any, ttl: int = 1800):
+    def __init__(self, redis: Any):
         super().__init__()
         self.redis = redis
-        self.ttl = ttl
         self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -105,30 +106,14 @@ class RedisTaskRegistry(LocalTaskRegistry):
         task_id, _, owner = data.partition(" ")
         await super().stop(task_id, owner)
 
-    async def register(self, task_id: str, owner: str) -> TaskHandle:
-        handle = await super().register(task_id, owner)
-        try:
-            await self.redis.set(f"parlour:task:{task_id}", owner, ex=self.ttl)
-        except Exception as exc:
-            log.warning("task %s registered locally only: %s", task_id, exc)
-        return handle
-
     async def stop(self, task_id: str, owner: str) -> None:
         if task_id in self._tasks:
             await super().stop(task_id, owner)
             return
         try:
-            if _text(await self.redis.get(f"parlour:task:{task_id}")) == owner:
-                await self.redis.publish(self.CHANNEL, f"{task_id} {owner}")
+            await self.redis.publish(self.CHANNEL, f"{task_id} {owner}")
         except Exception as exc:
             log.warning("stop of %s not sent to other workers: %s", task_id, exc)
-
-    async def unregister(self, handle: TaskHandle) -> None:
-        await super().unregister(handle)
-        try:
-            await self.redis.delete(f"parlour:task:{handle.task_id}")
-        except Exception as exc:  # the key expires by itself
-            log.warning("task key %s left to expire: %s", handle.task_id, exc)
 
     async def close(self) -> None:
         if self._listener is not None:
