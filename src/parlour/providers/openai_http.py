@@ -37,6 +37,8 @@ class OpenAIHttpClient:
         # no per-read timer: rescheduling it on every chunk cost CPU per token, and the chat
         # service already bounds the wait for the first token, each next one, and the total
         self.timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
+        # streams have no total timer either: the chat service's watchdog is their total
+        self.stream_timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout)
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
@@ -71,7 +73,7 @@ class OpenAIHttpModel:
         client = self.client
         try:
             async with client.session().post(
-                client.url, data=body, headers=client.headers
+                client.url, data=body, headers=client.headers, timeout=client.stream_timeout
             ) as response:
                 if response.status >= 400:
                     raise await _status_error(response)
