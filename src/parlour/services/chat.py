@@ -39,7 +39,7 @@ from parlour.services.inputs import check_inputs
 from parlour.services.knowledge import Knowledge, citations, context_of
 from parlour.services.limits import Limiter
 from parlour.services.tasks import TaskHandle, TaskRegistry
-from parlour.services.titles import initial_name, name_conversation
+from parlour.services.titles import initial_name, name_conversation, store_title, title_or_none
 from parlour.services.usage import usage_dict
 from parlour.services.variables import prompt_values
 from parlour.services.watchdog import Watchdog
@@ -241,6 +241,7 @@ class ChatService:
         deadline = started + limits.max_execution_time
         resources: list[dict[str, Any]] = []
         ended = False  # the terminal event went out: a close after it is not a disconnect
+        title: asyncio.Task[str | None] | None = None
         watch = Watchdog(handle, deadline - time.perf_counter())
         try:
             hit = await self._annotation(run)
@@ -261,6 +262,7 @@ class ChatService:
                     break
                 if first_token is None:
                     first_token = time.perf_counter() - started
+                    title = self._start_title(run)
                 parts.append(event.answer)
                 yield event
             if handle.stopped:
@@ -291,11 +293,26 @@ class ChatService:
             if usage is None:
                 latency = time.perf_counter() - started
                 usage = self._usage(turn, state, parts, latency, first_token)
-            await asyncio.shield(self._settle(run, "".join(parts), usage, status, error))
-            if run.name_later and status != "error":
-                self.background.spawn(
-                    name_conversation(self.hot, turn.model, run.conversation_id, turn.query)
-                )
+            name = _ready_title(title, status)
+            await asyncio.shield(self._settle(run, "".join(parts), usage, status, error, name))
+            if name is None and run.name_later and status != "error":
+                self._title_later(run, title)
+
+    def _start_title(self, run: _Turn) -> asyncio.Task[str | None] | None:
+        """As Dify: a new conversation's title is made while its first answer streams."""
+        if not run.name_later:
+            return None
+        turn = run.turn
+        return self.background.spawn(title_or_none(turn.model, turn.query, run.conversation_id))
+
+    def _title_later(self, run: _Turn, title: asyncio.Task[str | None] | None) -> None:
+        """The title was not ready when the answer was saved: store it when it comes."""
+        if title is None:  # the answer ended before its first token
+            turn = run.turn
+            pending = name_conversation(self.hot, turn.model, run.conversation_id, turn.query)
+        else:
+            pending = store_title(self.hot, title, run.conversation_id)
+        self.background.spawn(pending)
 
     async def _annotation(self, run: _Turn) -> AnnotationHit | None:
         """The app's annotation for the query when annotation reply is on and it matches."""
@@ -327,12 +344,16 @@ class ChatService:
         usage: dict[str, Any] | None,
         status: str,
         error: str | None,
+        name: str | None = None,
     ) -> None:
-        """Save the outcome, release the slot and forget the task (also for unread runs)."""
+        """Save the outcome (and the conversation's title when it is ready), release the slot
+        and forget the task (also for unread runs)."""
         if usage is None:
             usage = self._usage(run.turn, run.turn.state, [], 0.0, None)
         try:
-            await self._finish(run.message_id, answer, usage, status, error)
+            await self._finish(
+                run.message_id, answer, usage, status, error, run.conversation_id, name
+            )
         finally:
             await self._release(run)
 
@@ -369,8 +390,10 @@ class ChatService:
         usage: dict[str, Any],
         status: str,
         error: str | None,
+        conversation_id: str = "",
+        name: str | None = None,
     ) -> None:
-        outcome = Outcome(message_id, answer, usage, status, error, utcnow())
+        outcome = Outcome(message_id, answer, usage, status, error, utcnow(), conversation_id, name)
         try:
             await self.hot.close_turn(outcome)
         except Exception as exc:
@@ -424,6 +447,19 @@ async def _next_delta(
         return None
     finally:
         handle.waiting = False
+
+
+def _ready_title(title: asyncio.Task[str | None] | None, status: str) -> str | None:
+    """The title made while the answer streamed, if it is there; an answer that failed gets
+    none (its title call is cancelled)."""
+    if title is None:
+        return None
+    if status == "error":
+        title.cancel()
+        return None
+    if not title.done() or title.cancelled():
+        return None
+    return title.result()
 
 
 async def _absorb_stop(handle: TaskHandle) -> None:

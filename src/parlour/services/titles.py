@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable
 
 from parlour.providers.base import ChatMessage, ChatModel, CompletionParams, complete
 from parlour.storage.hotpath import HotPath
@@ -45,14 +46,28 @@ async def generate_title(model: ChatModel, query: str) -> str:
     return clean_title(raw, query)
 
 
+async def title_or_none(model: ChatModel, query: str, conversation_id: str) -> str | None:
+    """The model's title, or None when it could not make one (a title is best effort: never
+    fail the conversation for it)."""
+    try:
+        return await generate_title(model, query)
+    except Exception as exc:
+        log.info("title generation failed for %s: %s", conversation_id, exc)
+        return None
+
+
 async def name_conversation(
     hot: HotPath, model: ChatModel, conversation_id: str, query: str
 ) -> str | None:
     """Ask the model for a title and store it; on failure keep the current name."""
-    try:
-        title = await generate_title(model, query)
-    except Exception as exc:  # a title is best effort: never fail the conversation for it
-        log.info("title generation failed for %s: %s", conversation_id, exc)
-        return None
-    await hot.rename(conversation_id, title, utcnow())
+    title = await title_or_none(model, query, conversation_id)
+    if title is not None:
+        await hot.rename(conversation_id, title, utcnow())
     return title
+
+
+async def store_title(hot: HotPath, pending: Awaitable[str | None], conversation_id: str) -> None:
+    """Store a title that was still being made when its answer was saved."""
+    title = await pending
+    if title is not None:
+        await hot.rename(conversation_id, title, utcnow())

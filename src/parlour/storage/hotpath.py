@@ -103,6 +103,9 @@ class Outcome:
     status: str
     error: str | None
     now: datetime
+    # a new conversation's title, when the model made it before the answer ended
+    conversation_id: str = ""
+    name: str | None = None
 
 
 class HotPath(Protocol):
@@ -264,8 +267,19 @@ class SqliteHotPath:
         return result  # type: ignore[no-any-return]
 
     def _close(self, o: Outcome) -> None:
-        params = [*_outcome_params(o), _sqlite_time(o.now), o.message_id]
-        self._db().execute(self._finish, params)
+        db, now = self._db(), _sqlite_time(o.now)
+        params = [*_outcome_params(o), now, o.message_id]
+        if o.name is None:
+            db.execute(self._finish, params)
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(self._finish, params)
+            db.execute(self._rename, (o.name, now, o.conversation_id))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     async def close_turn(self, outcome: Outcome) -> None:
         await self._run(self._close, outcome)
@@ -315,6 +329,8 @@ class PostgresHotPath:
         self._new_turn = f"WITH c AS ({self._new_conversation}) " + _sql(
             _NEW_MESSAGE, ["$9", "$2", "$1", "$3", "$10", "$11", "$12", "$6::json", "$13", "$8"]
         )
+        # the outcome ($1-$13, time $12) and the conversation's title ($14, id $15) at once
+        self._finish_named = f"WITH m AS ({self._finish}) " + _sql(_RENAME, ["$14", "$12", "$15"])
 
     async def _get_pool(self) -> Any:
         if self._pool is None:
@@ -406,7 +422,13 @@ class PostgresHotPath:
 
     async def close_turn(self, o: Outcome) -> None:
         pool = await self._get_pool()
-        await pool.execute(self._finish, *_outcome_params(o), o.now, o.message_id)
+        if o.name is None:
+            await pool.execute(self._finish, *_outcome_params(o), o.now, o.message_id)
+            return
+        await pool.execute(
+            self._finish_named,
+            *_outcome_params(o), o.now, o.message_id, o.name, o.conversation_id,
+        )  # fmt: skip
 
     async def rename(self, conversation_id: str, name: str, now: datetime) -> None:
         pool = await self._get_pool()
