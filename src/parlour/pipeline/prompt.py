@@ -15,6 +15,8 @@ DEFAULT_ANSWER_RESERVE = 512
 
 def fill(template: str, values: Mapping[str, Any]) -> str:
     """Replace ``{{name}}`` with ``values[name]``; unknown names become empty."""
+    if "{{" not in template:
+        return template
 
     def sub(match: re.Match[str]) -> str:
         value = values.get(match.group(1))

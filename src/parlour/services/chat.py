@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +45,7 @@ from parlour.services.watchdog import Watchdog
 from parlour.services.workers import Workers
 from parlour.storage.db import unavailable
 from parlour.storage.hotpath import HotPath, NewTurn, Outcome
-from parlour.storage.models import epoch, utcnow
+from parlour.storage.models import epoch, new_id, utcnow
 
 log = logging.getLogger("parlour.chat")
 HISTORY_LIMIT = 50
@@ -166,8 +165,8 @@ class ChatService:
     ) -> ChatRun:
         started = time.perf_counter()
         now = utcnow()
-        message_id, task_id = str(uuid.uuid4()), str(uuid.uuid4())
-        conversation_id = cmd.conversation_id or str(uuid.uuid4())
+        message_id, task_id = new_id(), new_id()
+        conversation_id = cmd.conversation_id or new_id()
         new = NewTurn(
             app_id=app.id,
             end_user_id=end_user_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,16 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_id() -> str:
+    """A random (version 4) UUID as text, as ``str(uuid.uuid4())`` gives, at a third of its
+    CPU: three are made for every chat message."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def epoch(value: datetime) -> int:
@@ -100,9 +111,7 @@ class Message(Base):
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
-    conversation_id: Mapped[str] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE")
-    )
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     end_user_id: Mapped[str] = mapped_column(String(36))
     task_id: Mapped[str] = mapped_column(String(36))
     model: Mapped[str] = mapped_column(String(255), default="")
@@ -131,8 +140,13 @@ class MessageFeedback(Base):
 
     __tablename__ = "message_feedbacks"
     __table_args__ = (
-        Index("ux_feedbacks_message_user", "message_id", "from_source", "from_end_user_id",
-              unique=True),
+        Index(
+            "ux_feedbacks_message_user",
+            "message_id",
+            "from_source",
+            "from_end_user_id",
+            unique=True,
+        ),
         Index("ix_feedbacks_app_created", "app_id", "created_at", "id"),
     )
 
@@ -160,9 +174,7 @@ class ConversationVariable(Base):
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    conversation_id: Mapped[str] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE")
-    )
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(255))
     value_type: Mapped[str] = mapped_column(String(32))
@@ -227,6 +239,8 @@ class KnowledgeDocument(Base):
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
     completed_segments: Mapped[int] = mapped_column(Integer, default=0)
     total_segments: Mapped[int] = mapped_column(Integer, default=0)
+    # Dify's process_rule it is cut by ({"id", "mode", "rules"}); None: the base's defaults
+    process_rule: Mapped[dict[str, Any] | None] = mapped_column(default=None)
 
 
 class KnowledgeSegment(Base):
@@ -330,9 +344,7 @@ class AnnotationSetting(Base):
 
     __tablename__ = "annotation_settings"
 
-    app_id: Mapped[str] = mapped_column(
-        ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True
-    )
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
     score_threshold: Mapped[float] = mapped_column(Float, default=0.9)
     embedding_model: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
