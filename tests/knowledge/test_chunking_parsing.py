@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import io
 import re
+from typing import Any
 
 import docx
 import pytest
 
 from parlour.retrieval import parsing
-from parlour.retrieval.chunking import chunk_text, sections
+from parlour.retrieval.chunking import (
+    Rule,
+    check_process_rule,
+    chunk_by_rule,
+    chunk_text,
+    rule_of,
+    sections,
+)
 from parlour.retrieval.fusion import Weights, fuse
 
 
@@ -76,8 +84,9 @@ def _pdf(text: str) -> bytes:
     out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
     for off in offsets:
         out.write(b"%010d 00000 n \n" % off)
-    out.write(b"trailer << /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
-              % (len(objects) + 1, xref))
+    out.write(
+        b"trailer << /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    )
     return out.getvalue()
 
 
@@ -97,14 +106,23 @@ def _docx() -> bytes:
     [
         ("a.txt", "plain text, ünïcode".encode(), ["plain text, ünïcode"]),
         ("a.md", b"# Title\n\nbody", ["# Title", "body"]),
-        ("a.html", b"<html><head><script>var x=1</script><style>p{}</style></head><body>"
-         b"<nav>menu</nav><h2>Hours</h2><p>Open <b>9</b> to 5.</p></body></html>",
-         ["## Hours", "Open **9** to 5."]),
+        (
+            "a.html",
+            b"<html><head><script>var x=1</script><style>p{}</style></head><body>"
+            b"<nav>menu</nav><h2>Hours</h2><p>Open <b>9</b> to 5.</p></body></html>",
+            ["## Hours", "Open **9** to 5."],
+        ),
         ("a.pdf", _pdf("Warranty lasts two years"), ["Warranty lasts two years"]),
-        ("a.docx", _docx(), ["# Returns", "Items can be returned within 30 days.",
-                              "Shipping | Free over 50 EUR"]),
-        ("a.csv", b"product,price\nlamp,20\nchair,45\n", ["product: lamp\nprice: 20",
-                                                          "product: chair\nprice: 45"]),
+        (
+            "a.docx",
+            _docx(),
+            ["# Returns", "Items can be returned within 30 days.", "Shipping | Free over 50 EUR"],
+        ),
+        (
+            "a.csv",
+            b"product,price\nlamp,20\nchair,45\n",
+            ["product: lamp\nprice: 20", "product: chair\nprice: 45"],
+        ),
     ],
 )
 def test_every_file_type_parses(name: str, data: bytes, expected: list[str]) -> None:
@@ -117,3 +135,75 @@ def test_every_file_type_parses(name: str, data: bytes, expected: list[str]) -> 
 def test_unknown_extension_is_refused() -> None:
     with pytest.raises(parsing.UnsupportedDocument):
         parsing.to_text("x.exe", b"MZ")
+
+
+CUSTOM = {
+    "mode": "custom",
+    "rules": {
+        "pre_processing_rules": [
+            {"id": "remove_extra_spaces", "enabled": True},
+            {"id": "remove_urls_emails", "enabled": True},
+        ],
+        "segmentation": {"separator": "\\n###\\n", "max_tokens": 60, "chunk_overlap": 5},
+    },
+}
+
+
+def test_a_custom_rule_cuts_at_its_separator_and_cleans() -> None:
+    rule = rule_of(check_process_rule(CUSTOM), 240, 40)
+    assert rule == Rule(60, 5, "\n###\n", True, True)
+    text = "first   part, mail a@b.io\n###\nsecond at https://x.example/y\n###\n\n###\n" + " ".join(
+        f"w{i}" for i in range(150)
+    )
+    chunks = chunk_by_rule(text, words, rule)
+    assert [c.content for c in chunks[:2]] == ["first part, mail", "second at"]
+    assert all(c.tokens <= 60 and c.title == "" for c in chunks)
+    assert len(chunks) == 2 + 3  # 150 words in windows of 60 sharing about 5
+    assert chunks[2].content.split()[-5:] == chunks[3].content.split()[:5]
+
+
+def test_automatic_or_no_rule_is_the_bases_structure_chunking() -> None:
+    assert check_process_rule({"mode": "automatic", "rules": {"x": 1}}) == {
+        "mode": "automatic",
+        "rules": {},
+    }
+    rule = rule_of({"mode": "automatic", "rules": {}}, 30, 0)
+    assert rule == rule_of(None, 30, 0) == Rule(30, 0)
+    text = "# One\n\n" + "\n\n".join(f"p{i} " + "w " * 8 for i in range(6))
+    assert chunk_by_rule(text, words, rule) == chunk_text(text, words, 30, 0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"mode": None}, "Process rule mode is required"),
+        ({"mode": "magic"}, "Process rule mode is invalid"),
+        ({"rules": None}, "Process rule rules is required"),
+        ({"rules": ["x"]}, "Process rule rules is invalid"),
+        ({"pre_processing_rules": None}, "Process rule pre_processing_rules is required"),
+        ({"pre_processing_rules": [{"id": "nope", "enabled": True}]}, "id is invalid"),
+        ({"pre_processing_rules": [{"id": "remove_extra_spaces"}]}, "enabled is required"),
+        ({"pre_processing_rules": [{"id": "remove_urls_emails", "enabled": 1}]}, "invalid"),
+        ({"segmentation": None}, "Process rule segmentation is required"),
+        ({"separator": ""}, "Process rule segmentation separator is required"),
+        ({"separator": 3}, "Process rule segmentation separator is invalid"),
+        ({"max_tokens": None}, "Process rule segmentation max_tokens is required"),
+        ({"max_tokens": "100"}, "Process rule segmentation max_tokens is invalid"),
+        ({"max_tokens": 49}, "Custom segment length should be between 50 and 4000."),
+        ({"max_tokens": 4001}, "Custom segment length should be between 50 and 4000."),
+        ({"chunk_overlap": -1}, "Process rule segmentation chunk_overlap is invalid"),
+        ({"chunk_overlap": 61}, "larger chunk overlap (61) than chunk size (60)"),
+    ],
+)
+def test_a_bad_rule_is_refused_with_difys_message(change: dict[str, object], message: str) -> None:
+    raw: dict[str, Any] = {**CUSTOM, "rules": {**CUSTOM["rules"]}}  # type: ignore[dict-item]
+    raw["rules"]["segmentation"] = {**raw["rules"]["segmentation"]}
+    for key, value in change.items():
+        if key in ("mode", "rules"):
+            raw[key] = value
+        elif key in ("pre_processing_rules", "segmentation"):
+            raw["rules"][key] = value
+        else:
+            raw["rules"]["segmentation"][key] = value
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_process_rule(raw)

@@ -11,6 +11,7 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 # (text) -> character spans of its tokens, in order, without special tokens
 Spans = Callable[[str], Sequence[tuple[int, int]]]
@@ -135,4 +136,147 @@ def chunk_text(text: str, spans: Spans, max_tokens: int = 240, overlap: int = 40
             used += n
         if current:
             emit(section.title, current)
+    return chunks
+
+
+# --- Dify's process_rule: cleaning, then chunks cut at a separator -------------------------
+
+MODES = ("automatic", "custom")
+CLEANERS = ("remove_extra_spaces", "remove_urls_emails", "remove_stopwords")
+MIN_TOKENS, MAX_TOKENS = 50, 4000  # Dify's bounds of a custom segment length
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe]")
+_SPACES = re.compile(r"[\t\f\r\x20\u00a0\u1680\u180e\u2000-\u200a\u202f\u205f\u3000]{2,}")
+_EMAIL = re.compile(r"[a-zA-Z0-9_.+-]+@[a-zA-Z0-9-]+\.[a-zA-Z0-9-.]+")
+_URL = re.compile(r"https?://[^\s)]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """How a document is cut. ``separator`` None: by structure (``chunk_text``); otherwise
+    every piece between separators is a chunk of its own, long ones cut into token windows."""
+
+    max_tokens: int = 240
+    overlap: int = 40
+    separator: str | None = None
+    remove_extra_spaces: bool = False
+    remove_urls_emails: bool = False
+
+
+def check_process_rule(raw: object) -> dict[str, object]:
+    """Dify's ``process_rule`` validated (its messages), normalised: pre-processing rules
+    deduplicated by id, ``rules`` empty in automatic mode. Raises ValueError."""
+    if not isinstance(raw, dict):
+        raise ValueError("Process rule is invalid")
+    mode = raw.get("mode")
+    if not mode:
+        raise ValueError("Process rule mode is required")
+    if mode == "hierarchical":
+        raise ValueError("Process rule mode hierarchical (parent-child chunks) is not supported")
+    if mode not in MODES:
+        raise ValueError("Process rule mode is invalid")
+    if mode == "automatic":
+        return {"mode": mode, "rules": {}}
+    rules = raw.get("rules")
+    if not rules:
+        raise ValueError("Process rule rules is required")
+    if not isinstance(rules, dict):
+        raise ValueError("Process rule rules is invalid")
+    return {"mode": mode, "rules": _checked_rules(rules)}
+
+
+def _checked_rules(rules: dict[str, object]) -> dict[str, object]:
+    pre = rules.get("pre_processing_rules")
+    if pre is None:
+        raise ValueError("Process rule pre_processing_rules is required")
+    if not isinstance(pre, list):
+        raise ValueError("Process rule pre_processing_rules is invalid")
+    unique: dict[str, dict[str, object]] = {}
+    for item in pre:
+        if not isinstance(item, dict) or not item.get("id"):
+            raise ValueError("Process rule pre_processing_rules id is required")
+        if item["id"] not in CLEANERS:
+            raise ValueError("Process rule pre_processing_rules id is invalid")
+        if item.get("enabled") is None:
+            raise ValueError("Process rule pre_processing_rules enabled is required")
+        if not isinstance(item["enabled"], bool):
+            raise ValueError("Process rule pre_processing_rules enabled is invalid")
+        unique[str(item["id"])] = {"id": item["id"], "enabled": item["enabled"]}
+    seg = rules.get("segmentation")
+    if seg is None:
+        raise ValueError("Process rule segmentation is required")
+    if not isinstance(seg, dict):
+        raise ValueError("Process rule segmentation is invalid")
+    return {"pre_processing_rules": list(unique.values()), "segmentation": _segmentation(seg)}
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _segmentation(seg: dict[str, object]) -> dict[str, object]:
+    separator, size = seg.get("separator"), seg.get("max_tokens")
+    if not separator:
+        raise ValueError("Process rule segmentation separator is required")
+    if not isinstance(separator, str):
+        raise ValueError("Process rule segmentation separator is invalid")
+    if not size:
+        raise ValueError("Process rule segmentation max_tokens is required")
+    if not _whole(size):
+        raise ValueError("Process rule segmentation max_tokens is invalid")
+    assert isinstance(size, int)
+    if not MIN_TOKENS <= size <= MAX_TOKENS:
+        raise ValueError(f"Custom segment length should be between {MIN_TOKENS} and {MAX_TOKENS}.")
+    overlap = seg.get("chunk_overlap") or 0
+    if not _whole(overlap) or overlap < 0:  # type: ignore[operator]
+        raise ValueError("Process rule segmentation chunk_overlap is invalid")
+    assert isinstance(overlap, int)
+    if overlap > size:
+        raise ValueError(
+            f"Got a larger chunk overlap ({overlap}) than chunk size ({size}), should be smaller."
+        )
+    return {"separator": separator, "max_tokens": size, "chunk_overlap": overlap}
+
+
+def rule_of(process_rule: dict[str, Any] | None, max_tokens: int, overlap: int) -> Rule:
+    """The ``Rule`` of a checked ``process_rule``; automatic (or none) is the base's
+    structure chunking of ``max_tokens`` with ``overlap``."""
+    rules = (process_rule or {}).get("rules")
+    if (process_rule or {}).get("mode") != "custom" or not isinstance(rules, dict):
+        return Rule(max_tokens, overlap)
+    seg: dict[str, Any] = rules["segmentation"]
+    enabled = {r["id"] for r in rules["pre_processing_rules"] if r["enabled"]}
+    return Rule(
+        int(seg["max_tokens"]),
+        int(seg["chunk_overlap"]),
+        str(seg["separator"]).replace("\\n", "\n"),  # Dify's escaped form
+        "remove_extra_spaces" in enabled,
+        "remove_urls_emails" in enabled,
+    )
+
+
+def clean(text: str, rule: Rule) -> str:
+    """Dify's cleaning: control characters always; extra spaces, URLs and e-mail addresses
+    when the rule says so (``remove_stopwords`` is accepted and, as in Dify, does nothing)."""
+    text = _CONTROL.sub("", text.replace("<|", "<").replace("|>", ">"))
+    if rule.remove_extra_spaces:
+        text = _SPACES.sub(" ", re.sub(r"\n{3,}", "\n\n", text))
+    if rule.remove_urls_emails:
+        text = _URL.sub("", _EMAIL.sub("", text))
+    return text
+
+
+def chunk_by_rule(text: str, spans: Spans, rule: Rule) -> list[Chunk]:
+    """Chunks of ``text`` under ``rule`` (its ``max_tokens`` already within the embedder's)."""
+    if rule.separator is None:
+        if rule.remove_extra_spaces or rule.remove_urls_emails:
+            text = clean(text, rule)
+        return chunk_text(text, spans, rule.max_tokens, rule.overlap)
+    overlap = max(0, min(rule.overlap, rule.max_tokens // 2))
+    chunks: list[Chunk] = []
+    for part in clean(text, rule).replace("\r\n", "\n").split(rule.separator):
+        if not part.strip():
+            continue
+        for piece in _split_long(part.strip(), spans, rule.max_tokens, overlap):
+            if piece:
+                chunks.append(Chunk(len(chunks) + 1, piece, "", len(spans(piece))))
     return chunks

@@ -20,11 +20,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from parlour.errors import DocumentIndexing
-from parlour.services.knowledge import Knowledge
+from parlour.errors import DocumentIndexing, DocumentNotFound, InvalidParam
+from parlour.retrieval.chunking import rule_of
+from parlour.services.knowledge import DocumentGone, Knowledge
 from parlour.services.workers import Workers
 from parlour.storage.blobs import BlobStore
-from parlour.storage.models import KnowledgeDocument, utcnow
+from parlour.storage.models import KnowledgeBase, KnowledgeDocument, utcnow
 
 log = logging.getLogger("parlour.indexing")
 ACTIVE = ("waiting", "parsing", "splitting", "indexing")
@@ -108,15 +109,26 @@ class Indexer:
 
     # --- queue ---------------------------------------------------------------------------
 
-    async def submit(self, kb_id: str, name: str, data: bytes, source: str) -> KnowledgeDocument:
-        """Queue ``data`` as the document ``name`` (a new one, or a new version of the one of
-        that name); returns its row, ``waiting``."""
+    async def submit(
+        self,
+        kb_id: str,
+        name: str,
+        data: bytes,
+        source: str,
+        rule: dict[str, Any] | None = None,
+        document_id: str | None = None,
+    ) -> KnowledgeDocument:
+        """Queue ``data`` as the document ``name`` (a new one, a new version of the one of
+        that name, or with ``document_id`` a new version of that one, renamed), cut by
+        ``rule`` (Dify's checked ``process_rule``; None: the base's defaults); returns its
+        row, ``waiting``."""
         now = utcnow()
         batch = new_batch(now)
         blob_key = f"{kb_id}/{batch}-{uuid.uuid4().hex}"
         await self.blobs.put(blob_key, io.BytesIO(data))
+        fresh = {"name": name, "source": source, "batch": batch, "blob_key": blob_key}
         try:
-            doc = await self._queue(kb_id, name, source, batch, blob_key, now)
+            doc = await self._queue(kb_id, fresh, rule, document_id, now)
         except BaseException:
             await self.blobs.delete(blob_key)
             raise
@@ -124,13 +136,18 @@ class Indexer:
         return doc
 
     async def _queue(
-        self, kb_id: str, name: str, source: str, batch: str, blob_key: str, now: datetime
+        self,
+        kb_id: str,
+        given: dict[str, Any],
+        rule: dict[str, Any] | None,
+        document_id: str | None,
+        now: datetime,
     ) -> KnowledgeDocument:
+        name = given["name"]
         fresh = {
+            **given,
+            "process_rule": rule,
             "status": "waiting",
-            "batch": batch,
-            "blob_key": blob_key,
-            "source": source,
             "worker": self.workers.me,
             "error": None,
             "processing_started_at": None,
@@ -148,6 +165,9 @@ class Indexer:
                         KnowledgeDocument.kb_id == kb_id, KnowledgeDocument.name == name
                     )
                 )
+                if document_id is not None:
+                    doc = await self._replacing(session, kb_id, document_id, doc)
+                    fresh["batch"] = doc.batch or fresh["batch"]  # Dify keeps the batch
                 if doc is None:
                     last = await session.scalar(
                         select(func.max(KnowledgeDocument.position)).where(
@@ -174,6 +194,23 @@ class Indexer:
             raise DocumentIndexing() from None
         return doc
 
+    async def _replacing(
+        self,
+        session: AsyncSession,
+        kb_id: str,
+        document_id: str,
+        same_name: KnowledgeDocument | None,
+    ) -> KnowledgeDocument:
+        """The document ``document_id`` of the base, to be given new content (and name)."""
+        doc = await session.get(KnowledgeDocument, document_id, with_for_update=True)
+        if doc is None or doc.kb_id != kb_id:
+            raise DocumentNotFound()
+        if same_name is not None and same_name.id != doc.id:
+            raise InvalidParam(
+                f"The knowledge base already has a document named {same_name.name!r}."
+            )
+        return doc
+
     def _start(self, kb_id: str, doc_id: str) -> None:
         task = asyncio.get_running_loop().create_task(self._job(doc_id))
         self._jobs[doc_id] = (kb_id, task)
@@ -183,7 +220,10 @@ class Indexer:
         async with self._slots:
             async with self.sessions() as session:
                 doc = await session.get(KnowledgeDocument, doc_id)
-            if doc is None or doc.status not in ACTIVE or doc.worker != self.workers.me:
+                kb = await session.get(KnowledgeBase, doc.kb_id) if doc is not None else None
+            if doc is None or kb is None or doc.status not in ACTIVE:
+                return
+            if doc.worker != self.workers.me:
                 return
             tracker = Tracker(self.sessions, doc_id)
             error: str | None = None
@@ -197,10 +237,17 @@ class Indexer:
                     source=doc.source,
                     progress=tracker,
                     parse_as=TEXT_TYPE if doc.source == "text" else "",
+                    rule=rule_of(doc.process_rule, kb.chunk_tokens, kb.chunk_overlap),
+                    document_id=doc.id,
                 )
             except asyncio.CancelledError:
                 await tracker.stop()
                 raise
+            except DocumentGone:  # deleted while it was indexed: the delete wins
+                log.info("document %s was deleted during indexing", doc_id)
+                await tracker.stop()
+                await self.blobs.delete(doc.blob_key)
+                return
             except Exception as exc:
                 log.warning("indexing %s failed: %s", doc.name, exc)
                 error = getattr(exc, "message", None) or str(exc) or type(exc).__name__
@@ -217,6 +264,10 @@ class Indexer:
             await session.execute(
                 update(KnowledgeDocument).where(KnowledgeDocument.id == doc_id).values(**values)
             )
+
+    async def drain(self) -> None:
+        """Wait until the local jobs now running or queued have ended."""
+        await asyncio.gather(*(t for _k, t in list(self._jobs.values())), return_exceptions=True)
 
     async def cancel(self, kb_id: str, doc_id: str | None = None) -> None:
         """Stop local jobs of a base (or of one document) before it is deleted."""

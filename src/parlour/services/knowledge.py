@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parlour.errors import InvalidParam, NotFound
 from parlour.retrieval import parsing
-from parlour.retrieval.chunking import Chunk, chunk_text
+from parlour.retrieval.chunking import Chunk, Rule, chunk_by_rule
 from parlour.retrieval.embedders import MINILM, Embedder, EmbedderRegistry, embed_batched
 from parlour.retrieval.fusion import Weights, fuse, method_name, normalise_keyword
 from parlour.retrieval.vectors import VectorStore, from_blobs, to_blob
@@ -114,6 +114,10 @@ def options_from(retrieval: dict[str, Any]) -> SearchOptions:
         score_threshold=float(threshold) if threshold is not None else None,
         weights=weights,
     )
+
+
+class DocumentGone(Exception):
+    """The document being indexed was deleted meanwhile: nothing of it was written."""
 
 
 class Knowledge:
@@ -242,20 +246,21 @@ class Knowledge:
         source: str = "upload_file",
         progress: Progress | None = None,
         parse_as: str = "",
+        rule: Rule | None = None,
+        document_id: str | None = None,
     ) -> dict[str, Any]:
         """Index ``data`` (a file's bytes; ``name``, or ``parse_as`` when given, tells its
-        type) under ``name``. ``progress`` hears ``splitting`` once the text is out, then
-        ``embedding`` with counts.
+        type) under ``name``, cut by ``rule`` (else the base's chunk size and overlap).
+        ``progress`` hears ``splitting`` once the text is out, then ``embedding`` with counts.
 
-        Unchanged bytes do no work; changed ones re-embed only the chunks whose hash is new."""
+        Unchanged bytes do no work; changed ones re-embed only the chunks whose hash is new.
+        With ``document_id`` (a document queued by the Knowledge API) that row is written, and
+        only while it exists: deleted meanwhile, nothing is written and ``DocumentGone`` is
+        raised."""
         digest = hashlib.sha256(data).hexdigest()
         async with self.sessions() as session:
             kb = await find_kb(session, ref)
-            doc = await session.scalar(
-                select(KnowledgeDocument).where(
-                    KnowledgeDocument.kb_id == kb.id, KnowledgeDocument.name == name
-                )
-            )
+            doc = await _existing(session, kb.id, name, document_id)
             if doc is not None and doc.content_hash == digest and doc.status == "completed":
                 return {**document_dict(doc), "result": "unchanged", "embedded": 0}
             old: dict[str, list[str]] = {}
@@ -274,10 +279,9 @@ class Knowledge:
         if progress:
             progress("splitting", 0, 0)
         embedder = await self.embedder(kb.embedding_model)
-        size = min(kb.chunk_tokens, embedder.max_tokens)
-        chunks: list[Chunk] = await self._run(
-            chunk_text, text, embedder.spans, size, kb.chunk_overlap
-        )
+        rule = rule or Rule(kb.chunk_tokens, kb.chunk_overlap)
+        rule = replace(rule, max_tokens=min(rule.max_tokens, embedder.max_tokens))  # embedded whole
+        chunks: list[Chunk] = await self._run(chunk_by_rule, text, embedder.spans, rule)
         reuse: dict[int, str] = {}
         for chunk in chunks:
             ids = old.get(chunk.hash)
@@ -299,7 +303,7 @@ class Knowledge:
         )
         stale = [sid for ids in old.values() for sid in ids]
         saved = await self._save(
-            kb, doc, name, source, digest, chunks, fresh, vectors, reuse, stale
+            kb, doc, name, source, digest, chunks, fresh, vectors, reuse, stale, document_id
         )
         result = "added" if doc is None else "updated"
         return {**document_dict(saved), "result": result, "embedded": len(fresh)}
@@ -316,9 +320,18 @@ class Knowledge:
         vectors: np.ndarray,
         reuse: dict[int, str],
         stale: list[str],
+        queued: str | None = None,
     ) -> KnowledgeDocument:
         now = utcnow()
         async with self.sessions.begin() as session:
+            if queued is not None:  # first statement: locks the row (PostgreSQL) or the file
+                claimed = await session.execute(
+                    update(KnowledgeDocument)
+                    .where(KnowledgeDocument.id == queued)
+                    .values(updated_at=now)
+                )
+                if not getattr(claimed, "rowcount", 0):
+                    raise DocumentGone(queued)  # deleted meanwhile: roll back, write nothing
             if doc is None:
                 doc = KnowledgeDocument(
                     id=str(uuid.uuid4()), kb_id=kb.id, name=name, created_at=now
@@ -646,6 +659,23 @@ def listed_citations(
         }
         for r in stored or []
     ]
+
+
+async def _existing(
+    session: AsyncSession, kb_id: str, name: str, document_id: str | None
+) -> KnowledgeDocument | None:
+    """The document a new version goes to: ``document_id`` (which must still be there) or
+    the one named ``name``, if any."""
+    if document_id is None:
+        return await session.scalar(
+            select(KnowledgeDocument).where(
+                KnowledgeDocument.kb_id == kb_id, KnowledgeDocument.name == name
+            )
+        )
+    doc = await session.get(KnowledgeDocument, document_id)
+    if doc is None or doc.kb_id != kb_id:
+        raise DocumentGone(document_id)
+    return doc
 
 
 async def find_kb(session: AsyncSession, ref: str) -> KnowledgeBase:
