@@ -93,7 +93,7 @@ async def test_generated_requests_to_the_knowledge_api(
     assert not tally.failures, "\n\n".join(tally.failures)
     labels = {label for label, _ in tally.statuses}
     expected = sum(len(ops) for path, ops in doc["paths"].items() if knowledge_api(path))
-    assert len(labels) == expected == 11, sorted(labels)
+    assert len(labels) == expected == 15, sorted(labels)
     ok = {label for (label, status), _n in tally.statuses.items() if status < 300}
     for label in (
         "POST /v1/datasets/{dataset_id}/document/create-by-text",

@@ -89,7 +89,7 @@ def document_dict(doc: KnowledgeDocument, hits: int = 0) -> dict[str, Any]:
         "data_source_type": "upload_file",
         "data_source_info": {"upload_file_id": doc.id},
         "data_source_detail_dict": {"upload_file": {"id": doc.id, "name": doc.name}},
-        "dataset_process_rule_id": None,
+        "dataset_process_rule_id": (doc.process_rule or {}).get("id"),
         "name": doc.name,
         "created_from": "api",
         "created_by": "",
@@ -109,6 +109,49 @@ def document_dict(doc: KnowledgeDocument, hits: int = 0) -> dict[str, Any]:
         "summary_index_status": None,
         "need_summary": False,
     }
+
+
+def rule_dict(kb: KnowledgeBase, rule: dict[str, Any] | None) -> dict[str, Any]:
+    """A stored process rule as Dify shows one; automatic shows the base's own settings."""
+    if not rule:
+        return {}
+    rules = rule.get("rules") or {}
+    if rule.get("mode") != "custom":
+        rules = {
+            "pre_processing_rules": [
+                {"id": "remove_extra_spaces", "enabled": False},
+                {"id": "remove_urls_emails", "enabled": False},
+            ],
+            "segmentation": {
+                "separator": "\\n\\n",
+                "max_tokens": kb.chunk_tokens,
+                "chunk_overlap": kb.chunk_overlap,
+            },
+        }
+    return {"id": rule.get("id"), "dataset_id": kb.id, "mode": rule.get("mode"), "rules": rules}
+
+
+def detail_dict(
+    kb: KnowledgeBase, doc: KnowledgeDocument, latest: dict[str, Any] | None, hits: int
+) -> dict[str, Any]:
+    """GET …/documents/{document_id}: the listing's fields, the process rules (the base's
+    latest and the document's own), timings and segment statistics."""
+    out = document_dict(doc, hits)
+    done = out["indexing_status"] == "completed"
+    started, finished = doc.processing_started_at, doc.completed_at
+    latency = (finished - started).total_seconds() if done and started and finished else None
+    out.update(
+        dataset_process_rule=rule_dict(kb, latest),
+        document_process_rule=rule_dict(kb, doc.process_rule),
+        completed_at=_time(doc.completed_at) if done else None,
+        updated_at=_time(doc.updated_at),
+        indexing_latency=latency,
+        doc_type=None,
+        segment_count=doc.segment_count,
+        average_segment_length=doc.word_count // doc.segment_count if doc.segment_count else 0,
+        doc_language="English",
+    )
+    return out
 
 
 def status_dict(doc: KnowledgeDocument) -> dict[str, Any]:

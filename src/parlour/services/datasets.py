@@ -3,21 +3,25 @@ documents queued for background indexing, their status, segments, and retrieval.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import PurePath
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parlour.errors import (
     DatasetNameDuplicate,
     DatasetNotFound,
+    DocumentIndexing,
     DocumentNotFound,
     Forbidden,
     InvalidParam,
     NotFound,
     UnsupportedFileType,
 )
+from parlour.retrieval.chunking import check_process_rule
 from parlour.retrieval.parsing import EXTENSIONS
 from parlour.services import dataset_keys
 from parlour.services.annotations import lenient_int
@@ -25,16 +29,18 @@ from parlour.services.dataset_keys import DatasetScope
 from parlour.services.dataset_shapes import (
     DOC_FORM,
     dataset_dict,
+    detail_dict,
     document_dict,
     record_dict,
     segment_dict,
     status_dict,
 )
-from parlour.services.indexing import Indexer
+from parlour.services.indexing import ACTIVE, Indexer
 from parlour.services.knowledge import Knowledge, options_from
-from parlour.storage.models import KnowledgeBase, KnowledgeDocument, KnowledgeSegment
+from parlour.storage.models import KnowledgeBase, KnowledgeDocument, KnowledgeSegment, utcnow
 
 MAX_QUERY = 250
+METADATA = ("all", "only", "without")  # GET …/documents/{id}?metadata=
 METHODS = {"keyword_search": "full_text_search"}  # Dify's economy index: keywords only
 
 
@@ -58,6 +64,16 @@ def page_of(data: list[dict[str, Any]], page: int, limit: int, total: int) -> di
         "total": total,
         "page": page,
     }
+
+
+def process_rule(raw: Any) -> dict[str, Any]:
+    """Dify's ``process_rule`` checked (400 ``invalid_param`` with Dify's messages) and given
+    an id; none given is ``automatic``: the base's own chunking."""
+    try:
+        checked = check_process_rule({"mode": "automatic"} if raw is None else raw)
+    except ValueError as exc:
+        raise InvalidParam(str(exc)) from None
+    return {"id": str(uuid.uuid4()), **checked}
 
 
 def retrieval_settings(base: dict[str, Any], wanted: dict[str, Any] | None) -> dict[str, Any]:
@@ -140,6 +156,63 @@ class Datasets:
                 kb.retrieval["score_threshold"] = None
         return dataset_dict(kb)
 
+    async def update(
+        self, scope: DatasetScope, dataset_id: str, req: dict[str, Any]
+    ) -> dict[str, Any]:
+        """PATCH /datasets/{id}: name (409 when another base has it), description,
+        permission, indexing technique, retrieval settings, and the embedding model while
+        nothing is embedded yet. Other fields of Dify's (members, external) are accepted."""
+        kb = await self._kb(scope, dataset_id)
+        values: dict[str, Any] = {"updated_at": utcnow()}
+        for key in ("name", "description", "permission", "indexing_technique"):
+            if req.get(key) is not None:
+                values[key] = req[key]
+        retrieval = self._retrieval_change(kb, req)
+        if retrieval is not None:
+            values["retrieval"] = retrieval
+        spec = embedding_spec(req.get("embedding_model_provider"), req.get("embedding_model"))
+        if spec and spec != kb.embedding_model:
+            if kb.dim or (await self._counts([kb.id])).get(kb.id):
+                raise InvalidParam(
+                    "The embedding model cannot change once the knowledge base has documents."
+                )
+            values["embedding_model"] = spec
+        try:
+            async with self.sessions.begin() as session:
+                if "name" in values and await session.scalar(
+                    select(KnowledgeBase.id).where(
+                        KnowledgeBase.name == values["name"], KnowledgeBase.id != kb.id
+                    )
+                ):
+                    raise DatasetNameDuplicate()
+                await session.execute(
+                    update(KnowledgeBase).where(KnowledgeBase.id == kb.id).values(**values)
+                )
+        except IntegrityError:  # the same name taken at the same moment
+            raise DatasetNameDuplicate() from None
+        return await self.get(scope, kb.id)
+
+    @staticmethod
+    def _retrieval_change(kb: KnowledgeBase, req: dict[str, Any]) -> dict[str, Any] | None:
+        """The base's new retrieval settings, or None if unchanged. Switching to economy
+        (keywords only) searches full text unless a retrieval_model says otherwise."""
+        wanted = dict(req.get("retrieval_model") or {})
+        technique = req.get("indexing_technique")
+        if technique and technique != kb.indexing_technique and "search_method" not in wanted:
+            economy = technique == "economy"
+            wanted["search_method"] = "full_text_search" if economy else "semantic_search"
+        if not wanted:
+            return None
+        settings = retrieval_settings(kb.retrieval or {}, wanted)
+        try:
+            options_from(settings)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise InvalidParam(f"retrieval_model: {exc}") from None
+        out = {k: v for k, v in settings.items() if k != "score_threshold_enabled"}
+        if settings.get("score_threshold_enabled") is False:
+            out["score_threshold"] = None
+        return out
+
     async def page(
         self, scope: DatasetScope, page_arg: str | None, limit_arg: str | None, keyword: str
     ) -> dict[str, Any]:
@@ -189,20 +262,103 @@ class Datasets:
     # --- documents -------------------------------------------------------------------------
 
     async def add_text(
-        self, scope: DatasetScope, dataset_id: str, name: str, text: str
+        self, scope: DatasetScope, dataset_id: str, name: str, text: str, rule: Any = None
     ) -> dict[str, Any]:
         kb = await self._kb(scope, dataset_id)
-        doc = await self.indexer.submit(kb.id, name, text.encode("utf-8"), "text")
+        checked = process_rule(rule)
+        doc = await self.indexer.submit(kb.id, name, text.encode("utf-8"), "text", checked)
         return {"document": document_dict(doc), "batch": doc.batch}
 
     async def add_file(
-        self, scope: DatasetScope, dataset_id: str, filename: str, data: bytes
+        self, scope: DatasetScope, dataset_id: str, filename: str, data: bytes, rule: Any = None
     ) -> dict[str, Any]:
         kb = await self._kb(scope, dataset_id)
         if PurePath(filename).suffix.lower() not in EXTENSIONS:
             raise UnsupportedFileType()
-        doc = await self.indexer.submit(kb.id, filename, data, "upload_file")
+        checked = process_rule(rule)
+        doc = await self.indexer.submit(kb.id, filename, data, "upload_file", checked)
         return {"document": document_dict(doc), "batch": doc.batch}
+
+    async def update_document(
+        self,
+        scope: DatasetScope,
+        dataset_id: str,
+        doc_id: str,
+        name: str | None,
+        content: tuple[str, bytes] | None,
+        rule: Any = None,
+    ) -> dict[str, Any]:
+        """update-by-text / update-by-file: new content (``(source, bytes)``, re-indexed in
+        the background under the same id and batch) and/or a new name. Without content only
+        the name changes: the original bytes are not kept, so a new rule needs them again."""
+        kb = await self._kb(scope, dataset_id)
+        doc = await self._document(kb, doc_id)
+        if content is None:
+            if rule is None and not name:
+                raise InvalidParam("Data source or Process rule is required")
+            if rule is not None:
+                raise InvalidParam("A new process_rule needs the document's text or file again.")
+            if name and name != doc.name:
+                doc = await self._rename(kb, doc, name)
+            return {"document": document_dict(doc), "batch": doc.batch}
+        source, data = content
+        if source == "upload_file" and PurePath(name or "").suffix.lower() not in EXTENSIONS:
+            raise UnsupportedFileType()
+        checked = doc.process_rule if rule is None else process_rule(rule)
+        new = await self.indexer.submit(kb.id, name or doc.name, data, source, checked, doc.id)
+        return {"document": document_dict(new), "batch": new.batch}
+
+    async def _rename(
+        self, kb: KnowledgeBase, doc: KnowledgeDocument, name: str
+    ) -> KnowledgeDocument:
+        if doc.status in ACTIVE:
+            raise DocumentIndexing()
+        try:
+            async with self.sessions.begin() as session:
+                if await session.scalar(
+                    select(KnowledgeDocument.id).where(
+                        KnowledgeDocument.kb_id == kb.id, KnowledgeDocument.name == name
+                    )
+                ):
+                    raise InvalidParam(f"The knowledge base already has a document named {name!r}.")
+                await session.execute(
+                    update(KnowledgeDocument)
+                    .where(KnowledgeDocument.id == doc.id)
+                    .values(name=name, updated_at=utcnow())
+                )
+        except IntegrityError:
+            raise InvalidParam(
+                f"The knowledge base already has a document named {name!r}."
+            ) from None
+        return await self._document(kb, doc.id)
+
+    async def document(
+        self, scope: DatasetScope, dataset_id: str, doc_id: str, metadata: str
+    ) -> dict[str, Any]:
+        """GET …/documents/{document_id} (``metadata``: all, only or without)."""
+        kb = await self._kb(scope, dataset_id)
+        if metadata not in METADATA:
+            raise InvalidParam(f"Invalid metadata value: {metadata}")
+        doc = await self._document(kb, doc_id)
+        if metadata == "only":
+            return {"id": doc.id, "doc_type": None, "doc_metadata": []}
+        async with self.sessions() as session:
+            hits = await session.scalar(
+                select(func.sum(KnowledgeSegment.hit_count)).where(
+                    KnowledgeSegment.document_id == doc.id
+                )
+            )
+            recent = await session.scalars(
+                select(KnowledgeDocument.process_rule)
+                .where(KnowledgeDocument.kb_id == kb.id)
+                .order_by(KnowledgeDocument.updated_at.desc())
+                .limit(50)
+            )
+            latest = next((r for r in recent.all() if r), None)  # the base's latest rule
+        out = detail_dict(kb, doc, latest, int(hits or 0))
+        if metadata == "without":
+            del out["doc_type"], out["doc_metadata"]
+        return out
 
     async def documents(
         self,

@@ -1,4 +1,4 @@
-"""The Knowledge API's bases: POST/GET /datasets, GET/DELETE /datasets/{id}, and
+"""The Knowledge API's bases: POST/GET /datasets, GET/PATCH/DELETE /datasets/{id}, and
 POST /datasets/{id}/retrieve (alias hit-testing). Opened by ``dataset-…`` keys only."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from parlour.api.schemas.datasets import (
     Dataset,
     DatasetBody,
     DatasetPage,
+    DatasetUpdateBody,
     Retrieval,
     RetrieveBody,
 )
@@ -50,6 +51,23 @@ async def list_datasets(
 async def get_dataset(dataset_id: str, request: Request, key: DatasetKey) -> dict[str, Any]:
     row: dict[str, Any] = await request.app.state.datasets.get(
         key, path_uuid(dataset_id, DatasetNotFound)
+    )
+    return row
+
+
+@router.patch(
+    "/datasets/{dataset_id}",
+    openapi_extra=json_doc(DatasetUpdateBody),
+    response_model=None,
+    responses=ok(Dataset),
+)
+async def update_dataset(
+    dataset_id: str, request: Request, key: DatasetKey, body: JsonBody
+) -> dict[str, Any]:
+    kb_id = path_uuid(dataset_id, DatasetNotFound)
+    req = validate(DatasetUpdateBody, body)
+    row: dict[str, Any] = await request.app.state.datasets.update(
+        key, kb_id, req.model_dump(exclude_unset=True, exclude_none=True)
     )
     return row
 

@@ -1,5 +1,5 @@
-"""The Knowledge API's documents: create by text or file (indexed in the background), list,
-delete, indexing status of a batch, and a document's segments."""
+"""The Knowledge API's documents: create or update by text or file (indexed in the
+background), list, get, delete, indexing status of a batch, and a document's segments."""
 
 from __future__ import annotations
 
@@ -7,16 +7,19 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
+from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response
 
 from parlour.api.deps import DatasetKey, JsonBody, json_doc, path_uuid, validate
 from parlour.api.forms import field, multipart, multipart_doc, the_file
 from parlour.api.schemas.datasets import (
     DocumentCreated,
+    DocumentDetail,
     DocumentPage,
     IndexingStatusList,
     SegmentPage,
     TextDocumentBody,
+    TextUpdateBody,
 )
 from parlour.api.schemas.media import NO_CONTENT
 from parlour.api.schemas.responses import ok
@@ -30,13 +33,35 @@ from parlour.errors import (
 
 router = APIRouter(tags=["knowledge"])
 BASE = "/datasets/{dataset_id}"
-FILE_DOC = multipart_doc(
-    {
-        "file": {"type": "string", "format": "binary"},
-        "data": {"type": "string", "description": "JSON: indexing_technique, process_rule …"},
-    },
-    ["file"],
-)
+FILE_FIELDS = {
+    "file": {"type": "string", "format": "binary"},
+    "data": {"type": "string", "description": "JSON: indexing_technique, process_rule …"},
+}
+FILE_DOC = multipart_doc(FILE_FIELDS, ["file"])
+FILE_UPDATE_DOC = multipart_doc(FILE_FIELDS, [])  # a new file, or only a new process_rule
+
+
+def form_settings(form: FormData) -> dict[str, Any]:
+    """The ``data`` field of a document upload: a JSON object (or nothing)."""
+    settings = field(form, "data")
+    if not settings:
+        return {}
+    try:
+        parsed = orjson.loads(settings)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise InvalidParam("data must be a JSON object")
+    return parsed
+
+
+async def read_upload(upload: UploadFile, limit: int) -> bytes:
+    if not upload.filename:
+        raise FilenameNotExists()
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise FileTooLarge()
+    return data
 
 
 @router.post(
@@ -58,7 +83,7 @@ async def create_by_text(
     kb_id = path_uuid(dataset_id, DatasetNotFound)
     req = validate(TextDocumentBody, body)
     out: dict[str, Any] = await request.app.state.datasets.add_text(
-        key, kb_id, req.name.strip() or req.name, req.text
+        key, kb_id, req.name.strip() or req.name, req.text, req.process_rule
     )
     return out
 
@@ -81,21 +106,68 @@ async def create_by_file(dataset_id: str, request: Request, key: DatasetKey) -> 
     limit = request.app.state.settings.upload_file_size_limit * 1024 * 1024
     async with multipart(request, limit, FileTooLarge()) as form:
         upload = the_file(form)
-        if not upload.filename:
-            raise FilenameNotExists()
-        settings = field(form, "data")
-        if settings:
-            try:
-                parsed = orjson.loads(settings)
-            except orjson.JSONDecodeError:
-                parsed = None
-            if not isinstance(parsed, dict):
-                raise InvalidParam("data must be a JSON object")
-        data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise FileTooLarge()
+        settings = form_settings(form)
+        data = await read_upload(upload, limit)
     out: dict[str, Any] = await request.app.state.datasets.add_file(
-        key, kb_id, upload.filename, data
+        key, kb_id, upload.filename, data, settings.get("process_rule")
+    )
+    return out
+
+
+@router.post(
+    BASE + "/documents/{document_id}/update-by-text",
+    openapi_extra=json_doc(TextUpdateBody),
+    response_model=None,
+    responses=ok(DocumentCreated),
+)
+@router.post(
+    BASE + "/documents/{document_id}/update_by_text",
+    openapi_extra=json_doc(TextUpdateBody),
+    response_model=None,
+    responses=ok(DocumentCreated),
+    include_in_schema=False,
+)
+async def update_by_text(
+    dataset_id: str, document_id: str, request: Request, key: DatasetKey, body: JsonBody
+) -> dict[str, Any]:
+    kb_id = path_uuid(dataset_id, DatasetNotFound)
+    doc_id = path_uuid(document_id, DocumentNotFound)
+    req = validate(TextUpdateBody, body)
+    name = (req.name.strip() or req.name) if req.name else None
+    content = ("text", req.text.encode("utf-8")) if req.text else None
+    out: dict[str, Any] = await request.app.state.datasets.update_document(
+        key, kb_id, doc_id, name, content, req.process_rule
+    )
+    return out
+
+
+@router.post(
+    BASE + "/documents/{document_id}/update-by-file",
+    openapi_extra=FILE_UPDATE_DOC,
+    response_model=None,
+    responses=ok(DocumentCreated),
+)
+@router.post(
+    BASE + "/documents/{document_id}/update_by_file",
+    openapi_extra=FILE_UPDATE_DOC,
+    response_model=None,
+    responses=ok(DocumentCreated),
+    include_in_schema=False,
+)
+async def update_by_file(
+    dataset_id: str, document_id: str, request: Request, key: DatasetKey
+) -> dict[str, Any]:
+    kb_id = path_uuid(dataset_id, DatasetNotFound)
+    doc_id = path_uuid(document_id, DocumentNotFound)
+    limit = request.app.state.settings.upload_file_size_limit * 1024 * 1024
+    name, content = None, None
+    async with multipart(request, limit, FileTooLarge()) as form:
+        settings = form_settings(form)
+        if isinstance(form.get("file"), UploadFile):
+            upload = the_file(form)
+            name, content = upload.filename, ("upload_file", await read_upload(upload, limit))
+    out: dict[str, Any] = await request.app.state.datasets.update_document(
+        key, kb_id, doc_id, name, content, settings.get("process_rule")
     )
     return out
 
@@ -113,6 +185,16 @@ async def list_documents(
     out: dict[str, Any] = await request.app.state.datasets.documents(
         key, kb_id, page, limit, keyword
     )
+    return out
+
+
+@router.get(BASE + "/documents/{document_id}", response_model=None, responses=ok(DocumentDetail))
+async def get_document(
+    dataset_id: str, document_id: str, request: Request, key: DatasetKey, metadata: str = "all"
+) -> dict[str, Any]:
+    kb_id = path_uuid(dataset_id, DatasetNotFound)
+    doc_id = path_uuid(document_id, DocumentNotFound)
+    out: dict[str, Any] = await request.app.state.datasets.document(key, kb_id, doc_id, metadata)
     return out
 
 

@@ -62,11 +62,44 @@ class DatasetBody(BaseModel):
         return "" if value is None else value
 
 
+class DatasetUpdateBody(BaseModel):
+    """PATCH /datasets/{id}: every field optional; ``name`` and ``description`` as on create."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=40)
+    description: str | None = Field(default=None, max_length=400)
+    indexing_technique: Literal["high_quality", "economy"] | None = None
+    permission: Literal["only_me", "all_team_members", "partial_members"] | None = None
+    retrieval_model: RetrievalModel | None = None
+    embedding_model: str | None = None
+    embedding_model_provider: str | None = None
+    partial_member_list: list[Any] | None = None
+    external_retrieval_model: dict[str, Any] | None = None
+    external_knowledge_id: str | None = None
+    external_knowledge_api_id: str | None = None
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _named(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise ValueError("Name must be between 1 to 40 characters.")
+        return value.strip() if isinstance(value, str) else value
+
+
 class TextDocumentBody(BaseModel):
     name: str = Field(min_length=1, max_length=255)
     text: str
     indexing_technique: Literal["high_quality", "economy"] | None = None
-    process_rule: dict[str, Any] | None = None
+    process_rule: Any = None  # checked as Dify does, with its messages
+    doc_form: str | None = None
+    doc_language: str | None = None
+
+
+class TextUpdateBody(BaseModel):
+    """update-by-text: a new name, new text, or both (with an optional process rule)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    text: str | None = None
+    process_rule: Any = None
     doc_form: str | None = None
     doc_language: str | None = None
 
@@ -120,6 +153,25 @@ class Document(BaseModel):
     word_count: int
     hit_count: int
     doc_form: str
+
+
+class ProcessRule(BaseModel):
+    id: str
+    dataset_id: str
+    mode: str
+    rules: dict[str, Any]
+
+
+class DocumentDetail(Document):
+    dataset_process_rule_id: str | None
+    dataset_process_rule: ProcessRule | dict[str, Any]
+    document_process_rule: ProcessRule | dict[str, Any]
+    completed_at: int | None
+    updated_at: int | None
+    indexing_latency: float | None
+    segment_count: int
+    average_segment_length: int
+    doc_language: str | None
 
 
 class DocumentCreated(BaseModel):
