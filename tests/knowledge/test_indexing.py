@@ -18,7 +18,7 @@ from parlour.services.indexing import INTERRUPTED, Indexer
 from parlour.services.knowledge import Knowledge
 from parlour.storage.blobs import LocalBlobStore
 from parlour.storage.db import make_sessionmaker
-from parlour.storage.models import KnowledgeDocument
+from parlour.storage.models import KnowledgeDocument, KnowledgeSegment
 from tests.conftest import Database, run_server
 from tests.knowledge.dataset_helpers import Api, new_dataset_key
 from tests.knowledge.test_knowledge_service import PETS
@@ -109,4 +109,40 @@ async def test_work_of_a_crashed_worker_is_requeued_or_failed(
     assert by_name["pets.md"]["id"] == ready.id
     assert by_name["lost.txt"]["indexing_status"] == "error"
     assert by_name["lost.txt"]["error"] == INTERRUPTED
+    await indexer.close()
+
+
+async def test_requeued_work_is_cut_by_the_documents_stored_rule(
+    database: Database, knowledge: Knowledge, tmp_path: Path
+) -> None:
+    blobs = LocalBlobStore(tmp_path / "datasets")
+    indexer = Indexer(knowledge.sessions, knowledge, blobs)
+    kb = await knowledge.create("notes")
+    rule = {
+        "id": "r1",
+        "mode": "custom",
+        "rules": {
+            "pre_processing_rules": [],
+            "segmentation": {"separator": "\\n~\\n", "max_tokens": 100, "chunk_overlap": 0},
+        },
+    }
+    doc = await indexer.submit(kb["id"], "notes", b"one\n~\ntwo\n~\nthree", "text", rule)
+    await indexer.cancel(kb["id"])
+    async with knowledge.sessions.begin() as session:  # as a crashed worker left it
+        await session.execute(
+            update(KnowledgeDocument).values(status="indexing", worker="gone.example:1")
+        )
+    assert await indexer.recover() == 1
+    await indexer.drain()
+    async with knowledge.sessions() as session:
+        stored = await session.get(KnowledgeDocument, doc.id)
+        segments = (
+            await session.scalars(
+                select(KnowledgeSegment.content)
+                .where(KnowledgeSegment.document_id == doc.id)
+                .order_by(KnowledgeSegment.position)
+            )
+        ).all()
+    assert stored is not None and stored.status == "completed" and stored.process_rule == rule
+    assert list(segments) == ["one", "two", "three"]
     await indexer.close()
