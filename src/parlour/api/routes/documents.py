@@ -82,7 +82,7 @@ async def create_by_text(
 ) -> dict[str, Any]:
     kb_id = path_uuid(dataset_id, DatasetNotFound)
     req = validate(TextDocumentBody, body)
-    out: dict[str, Any] = await request.app.state.datasets.add_text(
+    out: dict[str, Any] = await request.app.state.datasets.docs.add_text(
         key, kb_id, req.name.strip() or req.name, req.text, req.process_rule
     )
     return out
@@ -108,7 +108,7 @@ async def create_by_file(dataset_id: str, request: Request, key: DatasetKey) -> 
         upload = the_file(form)
         settings = form_settings(form)
         data = await read_upload(upload, limit)
-    out: dict[str, Any] = await request.app.state.datasets.add_file(
+    out: dict[str, Any] = await request.app.state.datasets.docs.add_file(
         key, kb_id, upload.filename, data, settings.get("process_rule")
     )
     return out
@@ -135,7 +135,7 @@ async def update_by_text(
     req = validate(TextUpdateBody, body)
     name = (req.name.strip() or req.name) if req.name else None
     content = ("text", req.text.encode("utf-8")) if req.text else None
-    out: dict[str, Any] = await request.app.state.datasets.update_document(
+    out: dict[str, Any] = await request.app.state.datasets.docs.update_document(
         key, kb_id, doc_id, name, content, req.process_rule
     )
     return out
@@ -166,7 +166,7 @@ async def update_by_file(
         if isinstance(form.get("file"), UploadFile):
             upload = the_file(form)
             name, content = upload.filename, ("upload_file", await read_upload(upload, limit))
-    out: dict[str, Any] = await request.app.state.datasets.update_document(
+    out: dict[str, Any] = await request.app.state.datasets.docs.update_document(
         key, kb_id, doc_id, name, content, settings.get("process_rule")
     )
     return out
@@ -182,7 +182,7 @@ async def list_documents(
     keyword: str = "",
 ) -> dict[str, Any]:
     kb_id = path_uuid(dataset_id, DatasetNotFound)
-    out: dict[str, Any] = await request.app.state.datasets.documents(
+    out: dict[str, Any] = await request.app.state.datasets.docs.documents(
         key, kb_id, page, limit, keyword
     )
     return out
@@ -194,7 +194,9 @@ async def get_document(
 ) -> dict[str, Any]:
     kb_id = path_uuid(dataset_id, DatasetNotFound)
     doc_id = path_uuid(document_id, DocumentNotFound)
-    out: dict[str, Any] = await request.app.state.datasets.document(key, kb_id, doc_id, metadata)
+    out: dict[str, Any] = await request.app.state.datasets.docs.document(
+        key, kb_id, doc_id, metadata
+    )
     return out
 
 
@@ -206,7 +208,7 @@ async def delete_document(
 ) -> Response:
     kb_id = path_uuid(dataset_id, DatasetNotFound)
     doc_id = path_uuid(document_id, DocumentNotFound)
-    await request.app.state.datasets.delete_document(key, kb_id, doc_id)
+    await request.app.state.datasets.docs.delete_document(key, kb_id, doc_id)
     return Response(status_code=204)
 
 
@@ -219,7 +221,7 @@ async def indexing_status(
     dataset_id: str, batch: str, request: Request, key: DatasetKey
 ) -> dict[str, Any]:
     kb_id = path_uuid(dataset_id, DatasetNotFound)
-    out: dict[str, Any] = await request.app.state.datasets.indexing_status(key, kb_id, batch)
+    out: dict[str, Any] = await request.app.state.datasets.docs.indexing_status(key, kb_id, batch)
     return out
 
 
@@ -243,5 +245,5 @@ async def list_segments(
         "keyword": keyword,
         "status": request.query_params.getlist("status"),
     }
-    out: dict[str, Any] = await request.app.state.datasets.segments(key, kb_id, doc_id, args)
+    out: dict[str, Any] = await request.app.state.datasets.docs.segments(key, kb_id, doc_id, args)
     return out
