@@ -160,7 +160,8 @@ async def update_by_file(
     kb_id = path_uuid(dataset_id, DatasetNotFound)
     doc_id = path_uuid(document_id, DocumentNotFound)
     limit = request.app.state.settings.upload_file_size_limit * 1024 * 1024
-    name, content = None, None
+    name: str | None = None
+    content: tuple[str, bytes] | None = None
     async with multipart(request, limit, FileTooLarge()) as form:
         settings = form_settings(form)
         if isinstance(form.get("file"), UploadFile):
