@@ -207,3 +207,13 @@ def test_a_bad_rule_is_refused_with_difys_message(change: dict[str, object], mes
             raw["rules"]["segmentation"][key] = value
     with pytest.raises(ValueError, match=re.escape(message)):
         check_process_rule(raw)
+
+
+def test_a_very_long_heading_is_clipped_so_heading_and_chunk_fit_together() -> None:
+    heading = " ".join(f"h{i}" for i in range(50))
+    text = f"# {heading}\n\n" + " ".join(f"w{i}" for i in range(100))
+    chunks = chunk_text(text, words, max_tokens=40, overlap=0)
+    assert all(len(words(c.embed_text)) <= 40 for c in chunks)
+    assert chunks[0].title == " ".join(f"h{i}" for i in range(20))
+    short = chunk_text("# Short title\n\nbody", words, max_tokens=40, overlap=0)
+    assert short[0].title == "Short title"

@@ -99,6 +99,17 @@ def _split_long(text: str, spans: Spans, limit: int, overlap: int) -> list[str]:
             begin = stop
 
 
+def _clip(text: str, spans: Spans, limit: int) -> str:
+    """``text`` cut to at most ``limit`` tokens (re-counted, as a cut word may count more)."""
+    toks = spans(text)
+    if len(toks) <= limit:
+        return text
+    stop = limit
+    while stop > 0 and len(spans(text[: toks[stop - 1][1]].rstrip())) > limit:
+        stop -= 1
+    return text[: toks[stop - 1][1]].rstrip() if stop else ""
+
+
 def chunk_text(text: str, spans: Spans, max_tokens: int = 240, overlap: int = 40) -> list[Chunk]:
     """Pack whole paragraphs of one section into chunks of at most ``max_tokens``.
 
@@ -113,8 +124,8 @@ def chunk_text(text: str, spans: Spans, max_tokens: int = 240, overlap: int = 40
         chunks.append(Chunk(len(chunks) + 1, content, title, sum(n for _, n in parts)))
 
     for section in sections(text):
-        budget = max_tokens - (len(spans(section.title)) if section.title else 0)
-        budget = max(budget, max_tokens // 2)
+        title = _clip(section.title, spans, max_tokens // 2)  # heading + chunk embed whole
+        budget = max_tokens - (len(spans(title)) if title else 0)
         pieces: list[tuple[str, int]] = []
         for para in section.paragraphs:
             for piece in _split_long(para, spans, budget, overlap):
@@ -123,7 +134,7 @@ def chunk_text(text: str, spans: Spans, max_tokens: int = 240, overlap: int = 40
         used = 0
         for piece, n in pieces:
             if current and used + n > budget:
-                emit(section.title, current)
+                emit(title, current)
                 carry: list[tuple[str, int]] = []
                 kept = 0
                 for p, pn in reversed(current):
@@ -135,7 +146,7 @@ def chunk_text(text: str, spans: Spans, max_tokens: int = 240, overlap: int = 40
             current.append((piece, n))
             used += n
         if current:
-            emit(section.title, current)
+            emit(title, current)
     return chunks
 
 
