@@ -160,10 +160,10 @@ class Indexer:
         }
         try:
             async with self.sessions.begin() as session:
-                doc = await session.scalar(
-                    select(KnowledgeDocument).where(
-                        KnowledgeDocument.kb_id == kb_id, KnowledgeDocument.name == name
-                    )
+                doc = await session.scalar(  # locked: a delete in flight is waited for
+                    select(KnowledgeDocument)
+                    .where(KnowledgeDocument.kb_id == kb_id, KnowledgeDocument.name == name)
+                    .with_for_update()
                 )
                 if document_id is not None:
                     doc = await self._replacing(session, kb_id, document_id, doc)
