@@ -152,6 +152,7 @@ async def test_no_endpoint_reads_or_changes_another_apps_or_users_data(server: S
         await make_owner(server, "a-bob", server.key, "bob", server.app_id),
         await make_owner(server, "b-alice", other_key, "alice", b_app),
     ]
+    await server.state.background.drain()  # their titles are stored: the snapshot is final
     await asyncio.to_thread(run_property, server, owners, 120)
 
 

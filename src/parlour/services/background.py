@@ -27,8 +27,10 @@ class Background:
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Wait for running work (tests, shutdown), then cancel what is left."""
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._tasks and loop.time() < deadline:  # work may spawn more work (titles)
+            await asyncio.wait(list(self._tasks), timeout=deadline - loop.time())
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

@@ -38,7 +38,7 @@ from parlour.services.inputs import check_inputs
 from parlour.services.knowledge import Knowledge, citations, context_of
 from parlour.services.limits import Limiter
 from parlour.services.tasks import TaskHandle, TaskRegistry
-from parlour.services.titles import initial_name, name_conversation, store_title, title_or_none
+from parlour.services.titles import TitleWriter, initial_name, title_or_none
 from parlour.services.usage import usage_dict
 from parlour.services.variables import prompt_values
 from parlour.services.watchdog import Watchdog
@@ -125,6 +125,7 @@ class ChatService:
         self.knowledge = knowledge
         self.files = files
         self.annotations = annotations
+        self.titles = TitleWriter(hot, background.spawn)
 
     def active_limit(self, app: AppContext) -> int:
         """Dify's rule: the smallest positive of (the app's limit or the default) and the cap."""
@@ -308,10 +309,10 @@ class ChatService:
         """The title was not ready when the answer was saved: store it when it comes."""
         if title is None:  # the answer ended before its first token
             turn = run.turn
-            pending = name_conversation(self.hot, turn.model, run.conversation_id, turn.query)
-        else:
-            pending = store_title(self.hot, title, run.conversation_id)
-        self.background.spawn(pending)
+            title = self.background.spawn(
+                title_or_none(turn.model, turn.query, run.conversation_id)
+            )
+        self.titles.put_when_done(run.conversation_id, title)
 
     async def _annotation(self, run: _Turn) -> AnnotationHit | None:
         """The app's annotation for the query when annotation reply is on and it matches."""

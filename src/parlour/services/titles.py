@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Awaitable
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Any
 
 from parlour.providers.base import ChatMessage, ChatModel, CompletionParams, complete
 from parlour.storage.hotpath import HotPath
@@ -56,18 +59,45 @@ async def title_or_none(model: ChatModel, query: str, conversation_id: str) -> s
         return None
 
 
-async def name_conversation(
-    hot: HotPath, model: ChatModel, conversation_id: str, query: str
-) -> str | None:
-    """Ask the model for a title and store it; on failure keep the current name."""
-    title = await title_or_none(model, query, conversation_id)
-    if title is not None:
-        await hot.rename(conversation_id, title, utcnow())
-    return title
+class TitleWriter:
+    """Titles that come after their answer was saved, stored together: all that arrive within
+    ``window`` seconds go in one write. A title is best effort, and a burst of new
+    conversations should not cost a database round trip each for its names."""
 
+    def __init__(self, hot: HotPath, spawn: Callable[[Coroutine[Any, Any, Any]], Any],
+                 window: float = 0.05):  # fmt: skip
+        self.hot = hot
+        self.spawn = spawn
+        self.window = window
+        self._pending: dict[str, tuple[str, datetime]] = {}
+        self._flushing = False
 
-async def store_title(hot: HotPath, pending: Awaitable[str | None], conversation_id: str) -> None:
-    """Store a title that was still being made when its answer was saved."""
-    title = await pending
-    if title is not None:
-        await hot.rename(conversation_id, title, utcnow())
+    def put(self, conversation_id: str, name: str) -> None:
+        self._pending[conversation_id] = (name, utcnow())
+        if not self._flushing:
+            self._flushing = True
+            self.spawn(self._flush())
+
+    def put_when_done(self, conversation_id: str, title: asyncio.Future[str | None]) -> None:
+        """Store the title a running call makes, when it has made it."""
+
+        def done(fut: asyncio.Future[str | None]) -> None:
+            if not fut.cancelled() and fut.exception() is None:
+                name = fut.result()
+                if name is not None:
+                    self.put(conversation_id, name)
+
+        title.add_done_callback(done)
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                await asyncio.sleep(self.window)
+                batch, self._pending = self._pending, {}
+                names = [(cid, name, at) for cid, (name, at) in batch.items()]
+                try:
+                    await self.hot.rename_many(names)
+                except Exception as exc:
+                    log.warning("could not store %d conversation titles: %s", len(names), exc)
+        finally:
+            self._flushing = False

@@ -58,6 +58,13 @@ _FINISH = (
 )
 
 
+_RENAME_MANY = (
+    "UPDATE conversations AS c SET name = v.name, updated_at = v.at"
+    " FROM unnest($1::varchar[], $2::varchar[], $3::timestamp[]) AS v(id, name, at)"
+    " WHERE c.id = v.id"
+)
+
+
 def _sql(template: str, marks: list[str]) -> str:
     return template.format(*marks)
 
@@ -120,6 +127,9 @@ class HotPath(Protocol):
     async def close_turn(self, outcome: Outcome) -> None: ...
 
     async def rename(self, conversation_id: str, name: str, now: datetime) -> None: ...
+
+    async def rename_many(self, names: list[tuple[str, str, datetime]]) -> None:
+        """(conversation id, name, time) for several conversations, in one write."""
 
     async def close(self) -> None: ...
 
@@ -290,6 +300,19 @@ class SqliteHotPath:
     async def rename(self, conversation_id: str, name: str, now: datetime) -> None:
         await self._run(self._rename_sync, conversation_id, name, now)
 
+    def _rename_many_sync(self, names: list[tuple[str, str, datetime]]) -> None:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(self._rename, [(n, _sqlite_time(at), c) for c, n, at in names])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    async def rename_many(self, names: list[tuple[str, str, datetime]]) -> None:
+        await self._run(self._rename_many_sync, names)
+
     async def close(self) -> None:
         def shut() -> None:
             if self._conn is not None:
@@ -433,6 +456,11 @@ class PostgresHotPath:
     async def rename(self, conversation_id: str, name: str, now: datetime) -> None:
         pool = await self._get_pool()
         await pool.execute(self._rename, name, now, conversation_id)
+
+    async def rename_many(self, names: list[tuple[str, str, datetime]]) -> None:
+        pool = await self._get_pool()
+        ids, titles, times = (list(column) for column in zip(*names, strict=True))
+        await pool.execute(_RENAME_MANY, ids, titles, times)
 
     async def close(self) -> None:
         if self._pool is not None:
