@@ -57,15 +57,21 @@ class LocalBlobStore:
         return size
 
     async def read(self, key: str) -> AsyncIterator[bytes]:
-        handle = await asyncio.to_thread(self._path(key).open, "rb")
-        try:
-            while chunk := await asyncio.to_thread(handle.read, CHUNK):
-                yield chunk
-        finally:
-            await asyncio.to_thread(handle.close)
+        # no file handle is held between chunks: a response that is dropped half-way (the
+        # client went away) leaves nothing open for the garbage collector to close
+        path, offset = self._path(key), 0
+        while chunk := await asyncio.to_thread(_read_at, path, offset):
+            offset += len(chunk)
+            yield chunk
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._path(key).is_file)
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, True)
+
+
+def _read_at(path: Path, offset: int) -> bytes:
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read(CHUNK)
