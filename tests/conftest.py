@@ -134,6 +134,7 @@ async def run_server(
         database_schema=database.schema,
         ping_interval=0.3,
         create_demo_app=False,
+        gc_freeze=False,  # one process runs many servers: nothing of one may outlive it
         **overrides,
     )
     models = ModelRegistry()

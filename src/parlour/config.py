@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     token_timeout: float = 120.0
     max_execution_time: float = 1200.0
     shutdown_grace: float = 30.0  # seconds open streams get to finish on SIGTERM
+    # after start-up, move every object made so far out of the cyclic collector's sight, so
+    # its full passes under load do not walk the code, models and app they will never free
+    gc_freeze: bool = True
     create_demo_app: bool = True
     db_pool_size: int = 10
     db_timeout: float = 10.0  # PostgreSQL: connect, each statement, and waiting for the pool

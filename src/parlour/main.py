@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -145,6 +146,9 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             await _build(app.state, settings, models, stack)
+            if settings.gc_freeze:
+                gc.collect()
+                gc.freeze()
             yield
 
     app = ParlourAPI(
