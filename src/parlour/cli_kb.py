@@ -71,7 +71,9 @@ def kb_create(
     name: str,
     description: str = typer.Option("", "--description"),
     embedding_model: str = typer.Option(
-        "", "--embedding-model", help="local:all-MiniLM-L6-v2 (default) or openai:MODEL"
+        "",
+        "--embedding-model",
+        help="local:all-MiniLM-L6-v2-q8 (default), local:all-MiniLM-L6-v2 or openai:MODEL",
     ),
     chunk_tokens: int = typer.Option(240, "--chunk-tokens", help="Chunk size in model tokens."),
     overlap: int = typer.Option(40, "--overlap", help="Tokens shared by consecutive chunks."),

@@ -37,9 +37,10 @@ class Settings(BaseSettings):
     openai_api_key: str = ""
     openai_timeout: float = 1200.0  # read timeout of the HTTP client (a backstop)
     openai_client: Literal["aiohttp", "sdk"] = "aiohttp"  # plain aiohttp, or the openai SDK
-    # knowledge: embedding model of new knowledge bases (local:all-MiniLM-L6-v2 or openai:MODEL);
+    # knowledge: embedding model of new knowledge bases (local:all-MiniLM-L6-v2-q8, the packaged
+    # model with integer kernels; local:all-MiniLM-L6-v2, the packaged model as is; openai:MODEL);
     # the endpoint defaults to the OpenAI settings above
-    embedding_model: str = "local:all-MiniLM-L6-v2"
+    embedding_model: str = "local:all-MiniLM-L6-v2-q8"
     embedding_base_url: str = ""
     embedding_api_key: str = ""
     model_prices: dict[str, ModelPrice] = Field(default_factory=dict)

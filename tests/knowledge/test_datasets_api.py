@@ -73,7 +73,7 @@ async def test_datasets_create_list_get_delete(api: Api) -> None:
     assert ds["name"] == "pets" and ds["description"] == "animals"
     assert ds["indexing_technique"] == "high_quality" and ds["permission"] == "only_me"
     assert ds["provider"] == "vendor" and ds["document_count"] == 0
-    assert ds["embedding_model"] == "all-MiniLM-L6-v2"
+    assert ds["embedding_model"] == "all-MiniLM-L6-v2-q8"  # the default of new bases
     assert ds["embedding_model_provider"] == "local"
     rm = ds["retrieval_model_dict"]
     assert rm["search_method"] == "semantic_search" and rm["top_k"] == 4
