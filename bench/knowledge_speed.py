@@ -2,8 +2,9 @@
 """Knowledge speed: indexing with the embedded model, query latency at 100k chunks, memory.
 
   (a) indexing: ~1,000 chunks of ~200 wordpieces through the Knowledge service on SQLite
-      (parse -> chunk -> embed -> store), all-MiniLM-L6-v2 int8; the text is Python's own
-      library documentation (pydoc), so the run needs no data files
+      (parse -> chunk -> embed -> store), once per embedded model (the q8 default, then the
+      packaged float32 one); the text is Python's own library documentation (pydoc), so the
+      run needs no data files
   (b) query latency at 100,000 chunks: NumpyStore exact search (vector search alone, with the
       query embedding, and a whole Knowledge.search on SQLite), and pgvector HNSW in a
       PostgreSQL 16 started from the pgserver wheel, with recall@10 against exact search
@@ -44,7 +45,11 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "src"))
 
 from parlour.retrieval.chunking import chunk_text  # noqa: E402
-from parlour.retrieval.embedders import MINILM, EmbedderRegistry  # noqa: E402
+from parlour.retrieval.embedders import (  # noqa: E402
+    DEFAULT_EMBEDDER,
+    MINILM,
+    EmbedderRegistry,
+)
 from parlour.retrieval.vectors import NumpyStore, from_blobs, to_blob  # noqa: E402
 from parlour.services.knowledge import Knowledge, SearchOptions  # noqa: E402
 from parlour.storage.db import make_engine, make_sessionmaker  # noqa: E402
@@ -59,26 +64,47 @@ from parlour.storage.pgvector import PgVectorStore  # noqa: E402
 REPORT = BENCH / "KNOWLEDGE.md"
 SAVED = BENCH / "logs" / "knowledge_speed.json"  # the last result of each part
 NOTES = """\
-- Indexing is almost all model time (the "embedding" share): about 0.1 CPU-second per chunk
-  of ~180 wordpieces here, so it scales with the CPU that other work leaves free. Embedding
-  settings: onnxruntime with 2 intra-op threads, full graph optimisation, no CPU memory arena,
-  and idle threads that sleep rather than spin (spinning cost about a third more CPU per chunk
-  on the busy machine, for no faster batches); batches of 16 texts sorted by length, so a
-  batch pads little. Batches of 4, 8 and 16 measured alike within the noise; 32 was slower.
-- The packaged "int8" model stores int8 weights but has no integer kernels (90 MatMul, no
-  MatMulInteger): onnxruntime folds the weights back to float32 at load, so inference is
-  float32. A dynamically quantised copy (onnxruntime's `quantize_dynamic`, int8 weights,
-  MatMulInteger) embedded 20-22 chunks/s against 14 for the packaged model on the same 64
-  chunks (load about 1.4): about 48 s per 1,000 chunks. Its vectors differ, though (cosine to
-  the packaged model's 0.93 on average, 0.89 at worst), so it needs a retrieval-quality run
-  (bench/knowledge_eval.py) and a model name of its own before it could be the default; making
-  it needs the `onnx` package. Spinning threads on the quiet machine: 3% faster, 10% more CPU.
+- Two embedded models: `local:all-MiniLM-L6-v2-q8`, the default of new knowledge bases, and
+  `local:all-MiniLM-L6-v2`, the packaged model as it is, which bases made before keep (a
+  base stores its model's name). Indexing is almost all model time (the "embedding" share).
+- The packaged "int8" model stores int8 weights (one scale per output channel) but has no
+  integer kernels (48 MatMul, no MatMulInteger): onnxruntime folds the weights back to float32
+  at load, so it computes in float32. The q8 model is derived from that same pinned file at
+  first use (about 1.1 to 1.4 s, once): the 36 MatMul weights are folded to float32 and
+  re-quantised by onnxruntime's `quantize_dynamic` (int8, per output channel, symmetric, full
+  range; activations uint8, quantised per call), so they run as MatMulInteger; the 12
+  attention MatMuls stay float32. It is cached under `$PARLOUR_MODEL_CACHE` (default
+  `~/.cache/parlour/models`) in a folder named by the source's sha256, the onnxruntime and
+  onnx versions and the recipe, and its sha256 is checked at every load (pinned for
+  onnxruntime 1.31.1 + onnx 1.23.2; the derivation is deterministic). Its vectors' cosine to
+  the packaged model's: 0.993 on average, 0.984 at worst (286 passages).
+- Same day, 16 texts per call as before (2026-11-24 01:43, load 2.16 before, 2.74 after, while
+  another session ran tests): 1000 chunks in 42.4 s with the q8 model (CPU 29 ms per chunk,
+  starved: CPU time below the wall time of 2 threads) and 47.8 s with the packaged one (48 ms
+  per chunk). At 01:04 (load 1.07 before, 1.80 after), the packaged model with 16 per call
+  took 34.1 s (47 ms per chunk). CPU per chunk is the steadier figure: 48 -> 29 ms from the
+  model, 29 -> 17 ms from embedding one text per call.
+- Texts per call: one at a time is the fastest on these 2 cores. 240 chunks, median of 3
+  interleaved rounds (load 1.3 to 1.6): q8 3.07 / 2.72 / 3.53 / 4.89 s with 1 / 2 / 4 / 16
+  per call, packaged 4.27 / 4.01 / 4.87 / 6.51 s; a 5-round re-run of q8 (load 1.8 to 1.9)
+  gave 2.89 / 3.28 / 3.75 s for 1 / 2 / 4. (On the busy machine of 2026-11-23, 4, 8 and 16 measured alike.)
+  With one per call there is no padding, and a q8 vector does not depend on the texts it
+  was embedded with (activations are quantised per call), as a query's never does.
+- Quantisation recipes, 240 chunks, 8 per call, median of 3 rounds: per-channel weights
+  4.04 s, per-tensor 3.91 s, per-channel 7-bit (reduce_range) 3.88 s, packaged model 5.49 s:
+  alike in speed, so the recipe was picked by quality. Cosine to the packaged model's vectors:
+  per channel 0.993, per channel 7-bit 0.990, per tensor 0.936 (0.887 at worst), per tensor
+  7-bit 0.782 (0.526 at worst); retrieval quality of each in bench "Retrieval quality".
+- onnxruntime settings (q8, 8 per call): 1 intra-op thread 5.78 s against 4.04 s with 2;
+  spinning threads 3.90 s for 22% more CPU. Kept: 2 threads, no spinning, full graph
+  optimisation, no CPU memory arena. Tokenizing is 0.075 s per 400 chunks (0.2% of the time),
+  so it stays on the embedding thread.
 - The numpy index is exact and memory-bound (146 MB read per query at 100k x 384). The RSS
   it adds is about twice the matrix: loading it from SQLite passes through the BLOB rows.
 - pgvector: one `vector(384)` table per knowledge base with an HNSW index (m 16,
   ef_construction 64, cosine); `hnsw.ef_search` is set once per pooled connection
   (`PgVectorStore.ef_search`, default 100). Timings are per query through SQLAlchemy + asyncpg
-  over a Unix socket, so about 2 ms of each is the round trips (BEGIN, SELECT, ROLLBACK).
+  over a Unix socket, so each includes the round trips (BEGIN, SELECT, ROLLBACK).
 - HNSW recall depends on the data. These synthetic vectors have a low intrinsic dimension,
   as text embeddings do, and every ef_search reached the recall bar. On vectors whose noise
   spreads over all 384 dimensions (an earlier run of this script), recall@10 was only 0.19 at
@@ -167,6 +193,7 @@ class Timed:
     def __init__(self, inner: Any):
         self.inner, self.seconds, self.name = inner, 0.0, inner.name
         self.dim, self.max_tokens, self.spans = inner.dim, inner.max_tokens, inner.spans
+        self.batch = getattr(inner, "batch", 16)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         start = time.perf_counter()
@@ -176,17 +203,18 @@ class Timed:
             self.seconds += time.perf_counter() - start
 
 
-async def bench_indexing(target: int, work: Path) -> dict[str, Any]:
+async def bench_indexing(target: int, work: Path, spec: str, batch: int = 0) -> dict[str, Any]:
     registry = EmbedderRegistry(threads=2)
     start = time.perf_counter()
-    model = registry.get(MINILM)
+    model = registry.get(spec)  # the q8 model: derived on the first run, then from the cache
     load = time.perf_counter() - start
     timed = Timed(model)
+    timed.batch = batch or timed.batch
     registry.register(timed)  # type: ignore[arg-type]
     docs = documents(target, model.spans, 200)
-    engine = make_engine(f"sqlite+aiosqlite:///{work / 'index.db'}")
+    engine = make_engine(f"sqlite+aiosqlite:///{work / f'index-{uuid.uuid4().hex}.db'}")
     await upgrade(engine)
-    knowledge = Knowledge(make_sessionmaker(engine), registry, NumpyStore())
+    knowledge = Knowledge(make_sessionmaker(engine), registry, NumpyStore(), default_model=spec)
     try:
         await knowledge.create("docs", chunk_tokens=200, chunk_overlap=0)
         rss0 = rss_mb()
@@ -200,6 +228,8 @@ async def bench_indexing(target: int, work: Path) -> dict[str, Any]:
     chunks = sum(r["segment_count"] for r in results)
     tokens = sum(r["tokens"] for r in results)
     return {
+        "model": spec,
+        "batch": timed.batch,
         "documents": len(docs),
         "chunks": chunks,
         "tokens_per_chunk": tokens / max(chunks, 1),
@@ -397,6 +427,13 @@ async def bench_pgvector(
 # --- report ----------------------------------------------------------------------------------
 
 
+def index_runs(saved: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The indexing results, one per model (an older log holds one, of the packaged model)."""
+    if not saved:
+        return []
+    return [saved] if "chunks" in saved else list(saved.values())
+
+
 def table(
     index: dict[str, Any] | None,
     numpy_: dict[str, Any] | None,
@@ -404,17 +441,18 @@ def table(
     rows: int,
 ) -> str:
     lines = ["| measure | result | bar |", "|---|---|---|"]
-    if index:
+    for run in index_runs(index):
+        model = f"`{run.get('model', MINILM)}`, {run.get('batch', 16)} text(s) per call"
         lines += [
-            f"| (a) index {index['chunks']} chunks (avg {index['tokens_per_chunk']:.0f} "
-            f"wordpieces) from {index['documents']} documents, SQLite, end to end "
-            f"| **{index['total']:.1f} s** ({index['chunks_per_s']:.1f} chunks/s; "
-            f"embedding {index['embed']:.1f} s, parse + chunk + store "
-            f"{index['total'] - index['embed']:.1f} s) | ≤ 45 s |",
-            f"| (a) CPU time of that indexing (all threads of the process) "
-            f"| {index.get('cpu', 0):.1f} s ({index.get('cpu', 0) / index['chunks'] * 1000:.0f} "
+            f"| (a) index {run['chunks']} chunks (avg {run['tokens_per_chunk']:.0f} "
+            f"wordpieces) from {run['documents']} documents, SQLite, end to end, {model} "
+            f"| **{run['total']:.1f} s** ({run['chunks_per_s']:.1f} chunks/s; "
+            f"embedding {run['embed']:.1f} s, parse + chunk + store "
+            f"{run['total'] - run['embed']:.1f} s) | ≤ 45 s |",
+            f"| (a) CPU time of that indexing (all threads of the process), {model} "
+            f"| {run.get('cpu', 0):.1f} s ({run.get('cpu', 0) / run['chunks'] * 1000:.0f} "
             f"ms per chunk) | |",
-            f"| model load (once per process) | {index['load']:.2f} s | |",
+            f"| model load (once per process), {model} | {run['load']:.2f} s | |",
         ]
     if numpy_:
         p = numpy_
@@ -423,7 +461,7 @@ def table(
             f"| **{ms(percentile(p['alone'], 50))}** / {ms(percentile(p['alone'], 95))} | |",
             f"| NumpyStore search via its worker thread, p50 / p95 "
             f"| {ms(percentile(p['threaded'], 50))} / {ms(percentile(p['threaded'], 95))} | |",
-            f"| query embedding alone (short question), p50 | {ms(percentile(p['embed'], 50))} | |",
+            f"| query embedding alone (short question, `{DEFAULT_EMBEDDER}`), p50 | {ms(percentile(p['embed'], 50))} | |",
             f"| query embedding + NumpyStore search, p50 / p95 "
             f"| **{ms(percentile(p['embedded'], 50))}** / {ms(percentile(p['embedded'], 95))} "
             f"| ≤ 20 ms |",
@@ -482,13 +520,18 @@ def header(runs: dict[str, Any]) -> str:
 
 async def run_part(part: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if part == "index":
-        result = await bench_indexing(args.chunks, work)
-        print(f"indexing: {result['total']:.1f} s for {result['chunks']} chunks", flush=True)
-        return result
+        results = {}
+        for spec in args.models:
+            results[spec] = result = await bench_indexing(args.chunks, work, spec, args.batch)
+            print(
+                f"indexing, {spec}: {result['total']:.1f} s for {result['chunks']} chunks",
+                flush=True,
+            )
+        return results
     vectors = clustered(args.rows, 384, seed=1)
     queries = clustered(args.queries, 384, seed=2)
     if part == "numpy":
-        model = EmbedderRegistry(threads=2).get(MINILM)
+        model = EmbedderRegistry(threads=2).get(DEFAULT_EMBEDDER)
         return await bench_numpy(vectors, queries, model, work)
     return await bench_pgvector(vectors, queries, args.ef, work)
 
@@ -496,6 +539,13 @@ async def run_part(part: str, args: argparse.Namespace, work: Path) -> dict[str,
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chunks", type=int, default=1000)
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=[DEFAULT_EMBEDDER, MINILM],
+        help="embedded models to index with, in turn",
+    )
+    parser.add_argument("--batch", type=int, default=0, help="texts per call (the model's own)")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--ef", type=int, nargs="+", default=[40, 64, 100, 200])
