@@ -37,6 +37,8 @@ sys.path.insert(0, str(bench.HARNESS))
 
 from mockllm import expected_answer  # noqa: E402
 
+from parlour.services.titles import clean_title  # noqa: E402
+
 ALLOWED_KEYS = ("parlour:worker:",)
 
 
@@ -46,7 +48,10 @@ async def audit_database(url: str, schema: str, tokens: int) -> dict:
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         await conn.execute(f'SET search_path TO "{schema}"')
-        rows = await conn.fetch("SELECT query, answer, status FROM messages")
+        rows = await conn.fetch(
+            "SELECT m.query, m.answer, m.status, c.name FROM messages m"
+            " JOIN conversations c ON c.id = m.conversation_id"
+        )
         backends = await conn.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
             "AND pid <> pg_backend_pid()"
@@ -54,17 +59,21 @@ async def audit_database(url: str, schema: str, tokens: int) -> dict:
     finally:
         await conn.close()
     by_query: dict[str, int] = {}
-    wrong, statuses = 0, {}
-    for query, answer, status in rows:
+    wrong, untitled, statuses = 0, 0, {}
+    for query, answer, status, name in rows:
         by_query[query] = by_query.get(query, 0) + 1
         statuses[status] = statuses.get(status, 0) + 1
-        if answer != expected_answer(tokens, query, True):
+        expected = expected_answer(tokens, query, True)
+        if answer != expected:
             wrong += 1
+        if name != clean_title(expected, query):  # the mock titles with the same answer
+            untitled += 1
     return {
         "rows": len(rows),
         "distinct_queries": len(by_query),
         "duplicated_queries": sum(1 for n in by_query.values() if n > 1),
         "wrong_answers": wrong,
+        "untitled": untitled,
         "statuses": statuses,
         "running": statuses.get("running", 0),
         "postgres_backends": backends,
@@ -167,6 +176,14 @@ def main(argv=None) -> int:
             "clients_to_parlour": established(a.port, "sport"),
             "parlour_to_mock": established(a.mock_port, "dport"),
         }
+        # idle keep-alive connections to the mock close after aiohttp's 30 s keep-alive; its
+        # cleanup runs every 30 s, so one may stay up to 60 s
+        waited = 0
+        while established(a.mock_port, "dport") and waited < 75:
+            time.sleep(1)
+            waited += 1
+        conns["parlour_to_mock_later"] = established(a.mock_port, "dport")
+        conns["waited"] = waited
     finally:
         p.close()
         bench.stop(mock)
@@ -179,10 +196,12 @@ def main(argv=None) -> int:
         "one message row per request": db["rows"] == db["distinct_queries"] == a.requests
         and db["duplicated_queries"] == 0,
         "every stored answer is the mock's exact answer": db["wrong_answers"] == 0,
+        "every conversation carries the model's title": db["untitled"] == 0,
         "no row left running; all normal": db["running"] == 0
         and db["statuses"].get("normal", 0) == a.requests,
         "no Redis key left but worker heartbeats": not leaked,
         "no client connection left open": conns["clients_to_parlour"] == 0,
+        "no connection to the mock left open 75 s later": conns["parlour_to_mock_later"] == 0,
         f"PostgreSQL backends within the pools (<= {pools})": db["postgres_backends"] <= pools,
     }
     ok = all(checks.values())
@@ -201,11 +220,13 @@ def main(argv=None) -> int:
         f"{load['ttft_ms']['p99']:.0f} ms; parlour CPU {load['cpu_ms_per_req'].get('sut')} ms/request",
         f"- database: {db['rows']} message rows, {db['distinct_queries']} distinct queries, "
         f"{db['duplicated_queries']} duplicated, {db['wrong_answers']} wrong answers, "
+        f"{db['untitled']} conversations without the model's title, "
         f"statuses {db['statuses']}; {db['postgres_backends']} PostgreSQL backends open after the run",
         f"- Redis: {len(keys)} keys after the run, {len(leaked)} not worker heartbeats"
         + (f": {leaked[:10]}" if leaked else ""),
         f"- connections after the run: {conns['clients_to_parlour']} from clients, "
-        f"{conns['parlour_to_mock']} idle keep-alive to the mock",
+        f"{conns['parlour_to_mock']} idle keep-alive to the mock, "
+        f"{conns['parlour_to_mock_later']} of them still open {conns['waited']} s later",
         f"- whole run {wall:.0f} s",
         "",
         "| check | result |",
