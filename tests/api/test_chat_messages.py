@@ -185,35 +185,6 @@ async def test_new_conversation_named_from_query_then_by_model(server: Server) -
     assert await name_after("no title please", auto_generate_name=False) == "no title please"
 
 
-async def test_title_made_while_the_answer_streams_is_saved_with_it(server: Server) -> None:
-    async def name_of(conversation_id: str) -> str | None:
-        engine = server.database.engine()
-        async with engine.connect() as conn:
-            name = await conn.scalar(
-                select(Conversation.name).where(Conversation.id == conversation_id)
-            )
-        await engine.dispose()
-        return name
-
-    server.fake.delay = 0.05
-    # the title (2 pieces) is ready before the answer (8 pieces) ends: one write for both
-    server.fake.script = lambda msgs: (
-        "Quick Title" if msgs[0].content.startswith("Write a short title")
-        else "a long answer of eight words in it"
-    )
-    conversation_id = (await server.chat("first question here")).json()["conversation_id"]
-    assert await name_of(conversation_id) == "Quick Title"
-    # the title is slower than the answer: the answer is saved first, the title when it comes
-    server.fake.script = lambda msgs: (
-        "A Title Of Many Words That Takes Its Time" if msgs[0].content.startswith("Write a")
-        else "short"
-    )
-    conversation_id = (await server.chat("second question here")).json()["conversation_id"]
-    assert await name_of(conversation_id) == "second question here"
-    await server.state.background.drain()
-    assert await name_of(conversation_id) == "A Title Of Many Words That Takes Its Time"
-
-
 async def test_stream_json_is_utf8_not_escaped(server: Server) -> None:
     async with server.client.stream(
         "POST", "/v1/chat-messages",

@@ -58,3 +58,22 @@ async def test_failed_title_keeps_the_query_name(server: Server) -> None:
     cid = (await server.chat("keep this name")).json()["conversation_id"]
     await server.state.background.drain()
     assert await names(server, [cid]) == {cid: "keep this name"}
+
+
+async def test_title_ready_before_the_answer_ends_is_saved_with_it(server: Server) -> None:
+    server.fake.delay = 0.05
+    # the title (2 pieces) is ready before the answer (8 pieces) ends: one write for both
+    server.fake.script = lambda msgs: (
+        "Quick Title" if msgs[0].content.startswith("Write a short title")
+        else "a long answer of eight words in it"
+    )
+    cid = (await server.chat("first question here")).json()["conversation_id"]
+    assert await names(server, [cid]) == {cid: "Quick Title"}  # before any background work
+    # the title is slower than the answer: the answer is saved first, the title when it comes
+    server.fake.script = lambda msgs: (
+        SLOW_TITLE if msgs[0].content.startswith("Write a short title") else "short"
+    )
+    cid = (await server.chat("second question here")).json()["conversation_id"]
+    assert await names(server, [cid]) == {cid: "second question here"}
+    await server.state.background.drain()
+    assert await names(server, [cid]) == {cid: SLOW_TITLE}

@@ -3,7 +3,8 @@ background), list, get, delete, indexing status of a batch, and a document's seg
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Request
@@ -33,6 +34,8 @@ from parlour.errors import (
 
 router = APIRouter(tags=["knowledge"])
 BASE = "/datasets/{dataset_id}"
+F = TypeVar("F", bound=Callable[..., Any])
+
 FILE_FIELDS = {
     "file": {"type": "string", "format": "binary"},
     "data": {"type": "string", "description": "JSON: indexing_technique, process_rule …"},
@@ -64,19 +67,23 @@ async def read_upload(upload: UploadFile, limit: int) -> bytes:
     return data
 
 
-@router.post(
-    BASE + "/document/create-by-text",
-    openapi_extra=json_doc(TextDocumentBody),
-    response_model=None,
-    responses=ok(DocumentCreated),
-)
-@router.post(
-    BASE + "/document/create_by_text",
-    openapi_extra=json_doc(TextDocumentBody),
-    response_model=None,
-    responses=ok(DocumentCreated),
-    include_in_schema=False,
-)
+def post_with_alias(path: str, openapi_extra: dict[str, Any]) -> Callable[[F], F]:
+    """A document-creating POST at Dify's dashed path, and at the underscored alias Dify also
+    serves (left out of the OpenAPI document)."""
+
+    def register(endpoint: F) -> F:
+        common: dict[str, Any] = {
+            "openapi_extra": openapi_extra,
+            "response_model": None,
+            "responses": ok(DocumentCreated),
+        }
+        router.post(path.replace("-", "_"), include_in_schema=False, **common)(endpoint)
+        return router.post(path, **common)(endpoint)
+
+    return register
+
+
+@post_with_alias(BASE + "/document/create-by-text", json_doc(TextDocumentBody))
 async def create_by_text(
     dataset_id: str, request: Request, key: DatasetKey, body: JsonBody
 ) -> dict[str, Any]:
@@ -88,19 +95,7 @@ async def create_by_text(
     return out
 
 
-@router.post(
-    BASE + "/document/create-by-file",
-    openapi_extra=FILE_DOC,
-    response_model=None,
-    responses=ok(DocumentCreated),
-)
-@router.post(
-    BASE + "/document/create_by_file",
-    openapi_extra=FILE_DOC,
-    response_model=None,
-    responses=ok(DocumentCreated),
-    include_in_schema=False,
-)
+@post_with_alias(BASE + "/document/create-by-file", FILE_DOC)
 async def create_by_file(dataset_id: str, request: Request, key: DatasetKey) -> dict[str, Any]:
     kb_id = path_uuid(dataset_id, DatasetNotFound)
     limit = request.app.state.settings.upload_file_size_limit * 1024 * 1024
@@ -114,19 +109,7 @@ async def create_by_file(dataset_id: str, request: Request, key: DatasetKey) -> 
     return out
 
 
-@router.post(
-    BASE + "/documents/{document_id}/update-by-text",
-    openapi_extra=json_doc(TextUpdateBody),
-    response_model=None,
-    responses=ok(DocumentCreated),
-)
-@router.post(
-    BASE + "/documents/{document_id}/update_by_text",
-    openapi_extra=json_doc(TextUpdateBody),
-    response_model=None,
-    responses=ok(DocumentCreated),
-    include_in_schema=False,
-)
+@post_with_alias(BASE + "/documents/{document_id}/update-by-text", json_doc(TextUpdateBody))
 async def update_by_text(
     dataset_id: str, document_id: str, request: Request, key: DatasetKey, body: JsonBody
 ) -> dict[str, Any]:
@@ -141,19 +124,7 @@ async def update_by_text(
     return out
 
 
-@router.post(
-    BASE + "/documents/{document_id}/update-by-file",
-    openapi_extra=FILE_UPDATE_DOC,
-    response_model=None,
-    responses=ok(DocumentCreated),
-)
-@router.post(
-    BASE + "/documents/{document_id}/update_by_file",
-    openapi_extra=FILE_UPDATE_DOC,
-    response_model=None,
-    responses=ok(DocumentCreated),
-    include_in_schema=False,
-)
+@post_with_alias(BASE + "/documents/{document_id}/update-by-file", FILE_UPDATE_DOC)
 async def update_by_file(
     dataset_id: str, document_id: str, request: Request, key: DatasetKey
 ) -> dict[str, Any]:
