@@ -151,6 +151,18 @@ def _outcome_params(o: Outcome) -> list[Any]:
     ]
 
 
+def _merged_inputs(stored: str | None, sent: dict[str, Any]) -> dict[str, Any]:
+    """A continued conversation's inputs: those it was started with, updated by any sent."""
+    kept: dict[str, Any] = orjson.loads(stored) if stored else {}
+    return {**kept, **sent} if sent else kept
+
+
+def _message_params(t: NewTurn, inputs_json: str, now: Any) -> tuple[Any, ...]:
+    """The values of _NEW_MESSAGE, in its order."""
+    return (t.message_id, t.app_id, t.conversation_id, t.end_user_id, t.task_id, t.model,
+            t.query, inputs_json, t.worker, now)  # fmt: skip
+
+
 # --- SQLite ------------------------------------------------------------------------------------
 
 
@@ -225,45 +237,22 @@ class SqliteHotPath:
                 if row is None:
                     db.execute("ROLLBACK")
                     return None
-                stored = orjson.loads(row[0]) if row[0] else {}
-                inputs = {**stored, **t.inputs} if t.inputs else stored
+                inputs = _merged_inputs(row[0], t.inputs)
+                inputs_json = orjson.dumps(inputs).decode()
                 if t.inputs and t.update_inputs:
-                    db.execute(
-                        self._touch_inputs, (now, orjson.dumps(inputs).decode(), t.conversation_id)
-                    )
+                    db.execute(self._touch_inputs, (now, inputs_json, t.conversation_id))
                 else:
                     db.execute(self._touch, (now, t.conversation_id))
                 rows = db.execute(self._history, (t.conversation_id, limit)).fetchall()
                 history = [(q, a) for q, a in reversed(rows) if a]
             else:
+                inputs_json = orjson.dumps(inputs).decode()
                 db.execute(
                     self._new_conversation,
-                    (
-                        t.conversation_id,
-                        t.app_id,
-                        t.end_user_id,
-                        t.mode,
-                        t.name,
-                        orjson.dumps(inputs).decode(),
-                        t.introduction,
-                        now,
-                    ),
-                )
-            db.execute(
-                self._new_message,
-                (
-                    t.message_id,
-                    t.app_id,
-                    t.conversation_id,
-                    t.end_user_id,
-                    t.task_id,
-                    t.model,
-                    t.query,
-                    orjson.dumps(inputs).decode(),
-                    t.worker,
-                    now,
-                ),
-            )
+                    (t.conversation_id, t.app_id, t.end_user_id, t.mode, t.name, inputs_json,
+                     t.introduction, now),
+                )  # fmt: skip
+            db.execute(self._new_message, _message_params(t, inputs_json, now))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -340,7 +329,7 @@ class PostgresHotPath:
         self._conversation, self._history = _sql(_CONVERSATION, d), _sql(_HISTORY, d)
         self._touch = _sql(_TOUCH, d)
         self._touch_inputs = _sql(_TOUCH_INPUTS, ["$1", "$2::json", "$3"])
-        self._new_conversation = _sql(
+        new_conversation = _sql(
             _NEW_CONVERSATION, ["$1", "$2", "$3", "$4", "$5", "$6::json", "$7", "$8"]
         )
         self._new_message = _sql(
@@ -349,7 +338,7 @@ class PostgresHotPath:
         self._finish = _sql(_FINISH, d)
         self._rename = _sql(_RENAME, d)
         # conversation $1-$8 (inputs $6, time $8), then the message's own values from $9
-        self._new_turn = f"WITH c AS ({self._new_conversation}) " + _sql(
+        self._new_turn = f"WITH c AS ({new_conversation}) " + _sql(
             _NEW_MESSAGE, ["$9", "$2", "$1", "$3", "$10", "$11", "$12", "$6::json", "$13", "$8"]
         )
         # the outcome ($1-$13, time $12) and the conversation's title ($14, id $15) at once
@@ -395,53 +384,22 @@ class PostgresHotPath:
                 t.worker, timeout=self.timeout,
             )  # fmt: skip
             return t.inputs, []
+        # a continued conversation: its inputs and history are read in the same transaction
         async with pool.acquire(timeout=self.timeout) as conn, conn.transaction():
-            inputs, history = t.inputs, []
-            if t.name is None:
-                raw = await conn.fetchrow(
-                    self._conversation, t.conversation_id, t.app_id, t.end_user_id
-                )
-                if raw is None:
-                    return None
-                stored = orjson.loads(raw[0]) if raw[0] else {}
-                inputs = {**stored, **t.inputs} if t.inputs else stored
-                if t.inputs and t.update_inputs:
-                    await conn.execute(
-                        self._touch_inputs,
-                        t.now,
-                        orjson.dumps(inputs).decode(),
-                        t.conversation_id,
-                    )
-                else:
-                    await conn.execute(self._touch, t.now, t.conversation_id)
-                rows = await conn.fetch(self._history, t.conversation_id, history_limit)
-                history = [(r[0], r[1]) for r in reversed(rows) if r[1]]
-            else:
-                await conn.execute(
-                    self._new_conversation,
-                    t.conversation_id,
-                    t.app_id,
-                    t.end_user_id,
-                    t.mode,
-                    t.name,
-                    orjson.dumps(inputs).decode(),
-                    t.introduction,
-                    t.now,
-                )
-            await conn.execute(
-                self._new_message,
-                t.message_id,
-                t.app_id,
-                t.conversation_id,
-                t.end_user_id,
-                t.task_id,
-                t.model,
-                t.query,
-                orjson.dumps(inputs).decode(),
-                t.worker,
-                t.now,
+            raw = await conn.fetchrow(
+                self._conversation, t.conversation_id, t.app_id, t.end_user_id
             )
-        return inputs, history
+            if raw is None:
+                return None
+            inputs = _merged_inputs(raw[0], t.inputs)
+            inputs_json = orjson.dumps(inputs).decode()
+            if t.inputs and t.update_inputs:
+                await conn.execute(self._touch_inputs, t.now, inputs_json, t.conversation_id)
+            else:
+                await conn.execute(self._touch, t.now, t.conversation_id)
+            rows = await conn.fetch(self._history, t.conversation_id, history_limit)
+            await conn.execute(self._new_message, *_message_params(t, inputs_json, t.now))
+        return inputs, [(r[0], r[1]) for r in reversed(rows) if r[1]]
 
     async def close_turn(self, o: Outcome) -> None:
         pool = await self._get_pool()
