@@ -4,6 +4,7 @@ uvicorn server on a free port, and a registry of scripted models."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import uuid
@@ -18,7 +19,9 @@ import pytest
 import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from typer.testing import CliRunner
 
+from parlour.cli import cli
 from parlour.config import Settings
 from parlour.main import create_app
 from parlour.providers.fake import FakeChatModel
@@ -104,6 +107,24 @@ class Server:
     async def chat(self, query: str, user: str = "alice", **body: object) -> httpx.Response:
         payload = {"query": query, "user": user, "response_mode": "blocking", **body}
         return await self.client.post("/v1/chat-messages", json=payload, headers=self.auth())
+
+
+cli_runner = CliRunner()
+
+
+@pytest.fixture
+def cli_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The operator CLI, run in-process, on a SQLite data directory of the test's own."""
+    monkeypatch.setenv("PARLOUR_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PARLOUR_DATABASE_URL", "")
+    return tmp_path
+
+
+def cli_json(*args: str) -> Any:
+    """A CLI command that must succeed, and its ``--json`` output."""
+    result = cli_runner.invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
 
 
 def free_port() -> int:
