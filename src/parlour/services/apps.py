@@ -8,7 +8,7 @@ import string
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parlour.appconfig import AppConfig, ModelConfig
 from parlour.errors import Forbidden, InvalidParam, NotFound, Unauthorized
 from parlour.storage.hotpath import HotPath
-from parlour.storage.models import ApiKey, App, utcnow
+from parlour.storage.models import ApiKey, App, DatasetKey, utcnow
+
+K = TypeVar("K", ApiKey, DatasetKey)
 
 KEY_ALPHABET = string.ascii_letters + string.digits
 CHAT_MODES = ("chat", "agent-chat", "advanced-chat")
@@ -194,9 +196,15 @@ def key_dict(key: ApiKey) -> dict[str, Any]:
 
 
 async def revoke_key(session: AsyncSession, key_id: str) -> ApiKey:
-    key = await session.get(ApiKey, key_id)
+    return await revoke(session, ApiKey, key_id, "API key not found")
+
+
+async def revoke(session: AsyncSession, table: type[K], key_id: str, missing: str) -> K:
+    """Mark a key (of apps or of the Knowledge API) revoked; revoking twice keeps the first
+    time."""
+    key = await session.get(table, key_id)
     if key is None:
-        raise NotFound("API key not found")
+        raise NotFound(missing)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
     return key

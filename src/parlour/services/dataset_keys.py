@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parlour.errors import NotFound, Unauthorized
-from parlour.services.apps import bearer_hash, hash_key, new_key
+from parlour.errors import Unauthorized
+from parlour.services.apps import bearer_hash, hash_key, new_key, revoke
 from parlour.services.knowledge import find_kb
-from parlour.storage.models import DatasetKey, KnowledgeBase, utcnow
+from parlour.storage.models import DatasetKey, KnowledgeBase
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +67,7 @@ async def list_keys(session: AsyncSession, kb_ref: str | None = None) -> list[Da
 
 
 async def revoke_key(session: AsyncSession, key_id: str) -> DatasetKey:
-    key = await session.get(DatasetKey, key_id)
-    if key is None:
-        raise NotFound("Dataset API key not found")
-    if key.revoked_at is None:
-        key.revoked_at = utcnow()
-    return key
+    return await revoke(session, DatasetKey, key_id, "Dataset API key not found")
 
 
 def key_dict(key: DatasetKey) -> dict[str, Any]:
