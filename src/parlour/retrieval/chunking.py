@@ -50,7 +50,8 @@ class _Section:
 def sections(text: str) -> list[_Section]:
     """Markdown-style headings start sections; blank lines separate paragraphs."""
     out: list[_Section] = []
-    title, lines = "", []
+    title = ""
+    lines: list[str] = []
 
     def flush() -> None:
         paras = [p.strip() for p in _BLANK.split("\n".join(lines)) if p.strip()]

@@ -208,7 +208,8 @@ def quantised_minilm(cache: Path | None = None) -> Path:
 
 def normalise(rows: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return (rows / np.maximum(norms, 1e-12)).astype(np.float32)
+    scaled: np.ndarray = (rows / np.maximum(norms, 1e-12)).astype(np.float32)
+    return scaled
 
 
 class WordPieceTokenizer:
@@ -351,11 +352,11 @@ async def embed_batched(
     """Embed in batches (the embedder's ``batch``, else 16) off the event loop; similar
     lengths share a batch (less padding)."""
     loop = asyncio.get_running_loop()
-    batch = batch or getattr(embedder, "batch", 16)
+    size = batch if batch else int(getattr(embedder, "batch", 16))
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out: np.ndarray | None = None
-    for start in range(0, len(order), batch):
-        idx = order[start : start + batch]
+    for start in range(0, len(order), size):
+        idx = order[start : start + size]
         rows = await loop.run_in_executor(executor, embedder.embed, [texts[i] for i in idx])
         if out is None:
             out = np.zeros((len(texts), rows.shape[1]), np.float32)
