@@ -34,7 +34,7 @@ from parlour.providers.registry import ModelRegistry
 from parlour.retrieval.embedders import EmbedderRegistry
 from parlour.retrieval.vectors import NumpyStore
 from parlour.services.annotations import Annotations
-from parlour.services.apps import AppCache
+from parlour.services.apps import AppCache, KeyHints
 from parlour.services.background import Background
 from parlour.services.chat import ChatService
 from parlour.services.conversations import Conversations
@@ -65,6 +65,7 @@ async def _build(
     sessions = make_sessionmaker(engine)
     hot = make_hot_path(url, schema, settings.db_pool_size, settings.db_timeout)
     stack.push_async_callback(hot.close)
+    await hot.open()
     registry = models or ModelRegistry(
         settings.openai_base_url,
         settings.openai_api_key,
@@ -100,7 +101,7 @@ async def _build(
     state.settings, state.engine, state.sessions, state.redis = settings, engine, sessions, redis
     state.hot = hot
     state.models, state.background, state.tasks = registry, background, tasks
-    state.end_users, state.app_cache = end_users, AppCache()
+    state.end_users, state.app_cache, state.key_hints = end_users, AppCache(), KeyHints()
     state.knowledge = Knowledge(
         sessions,
         EmbedderRegistry(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from parlour.services.chat import ChatService
 from parlour.storage.db import make_sessionmaker
-from parlour.storage.models import ApiKey, App, utcnow
+from parlour.storage.models import ApiKey, App, EndUser, Message, utcnow
 from tests.conftest import Server
 
 BODY = {"query": "hi", "user": "u", "response_mode": "blocking"}
@@ -52,6 +52,55 @@ async def test_revoked_key_stops_at_once(server: Server) -> None:
     await _set(server, ApiKey, revoked_at=utcnow())
     r = await post(server, server.auth())
     assert r.status_code == 401 and r.json()["message"] == "Access token is invalid"
+
+
+async def _count(server: Server, model: Any) -> int:
+    engine = server.database.engine()
+    async with make_sessionmaker(engine)() as session:
+        n = await session.scalar(select(func.count()).select_from(model))
+    await engine.dispose()
+    return int(n or 0)
+
+
+async def test_remembered_key_is_proved_by_the_turn(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker remembers a key it has read and skips reading it again for a message; the
+    message's first write proves the row still holds, so nothing changes for a client."""
+    reads: list[str] = []
+    read = server.state.hot.key
+
+    async def counted(key_hash: str) -> Any:
+        reads.append(key_hash)
+        return await read(key_hash)
+
+    monkeypatch.setattr(server.state.hot, "key", counted)
+    assert (await post(server, server.auth())).status_code == 200
+    assert (await post(server, server.auth())).status_code == 200
+    assert len(reads) == 1  # the second message started from the remembered row
+    messages, users = await _count(server, Message), await _count(server, EndUser)
+    await _set(server, ApiKey, revoked_at=utcnow())
+    for body in (BODY, {**BODY, "user": "someone-new"}, {**BODY, "query": ""}, [1]):
+        r = await post(server, server.auth(), body)
+        assert r.status_code == 401 and r.json()["message"] == "Access token is invalid"
+    streamed = await post(server, server.auth(), {**BODY, "response_mode": "streaming"})
+    assert streamed.status_code == 401
+    assert (await _count(server, Message), await _count(server, EndUser)) == (messages, users)
+    assert len(reads) > 1
+
+
+async def test_remembered_key_sees_app_changes(server: Server) -> None:
+    assert (await post(server, server.auth())).status_code == 200
+    await _set(server, App, enable_api=False)  # changed behind the server's back
+    r = await post(server, server.auth())
+    assert (r.status_code, r.json()["message"]) == (403, "The app's API service has been disabled.")
+    await _set(server, App, enable_api=True)
+    assert (await post(server, server.auth())).status_code == 200
+    before = await _count(server, Message)
+    await _set(server, App, updated_at=utcnow())  # an edited app: read again, one message
+    r = await post(server, server.auth())
+    assert r.status_code == 200 and r.json()["answer"]
+    assert await _count(server, Message) == before + 1
 
 
 async def test_disabled_or_abnormal_app_is_forbidden(server: Server) -> None:

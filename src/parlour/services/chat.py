@@ -184,7 +184,7 @@ class ChatService:
         if not cmd.conversation_id:
             new.mode, new.name = app.mode, initial_name(cmd.query)
             new.introduction = fill(app.config.opening_statement, cmd.inputs)
-        opened = await self.hot.open_turn(new, HISTORY_LIMIT)
+        opened = await self.hot.open_turn(new, HISTORY_LIMIT, app.proof)
         if opened is None:
             raise ConversationNotExists()
         inputs, history = opened

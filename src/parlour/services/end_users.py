@@ -23,6 +23,10 @@ class EndUsers:
         self.size = size
         self._ids: OrderedDict[tuple[str, str], str] = OrderedDict()
 
+    def known(self, app_id: str, user: str | None) -> bool:
+        """Whether ``resolve`` would answer without the database."""
+        return (app_id, user or DEFAULT_USER) in self._ids
+
     async def resolve(self, app_id: str, user: str | None) -> str:
         session_id = user or DEFAULT_USER
         key = (app_id, session_id)

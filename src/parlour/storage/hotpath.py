@@ -58,6 +58,13 @@ _FINISH = (
 )
 
 
+# a remembered key row, proved still true in the statement that opens the turn
+_PROOF = (
+    "SELECT 1 FROM api_keys k JOIN apps a ON a.id = k.app_id WHERE k.key_hash = {0}"
+    " AND k.revoked_at IS NULL AND a.id = {1} AND a.updated_at = {2} AND a.status = 'normal'"
+    " AND a.enable_api AND a.mode = {3} AND a.max_active_requests = {4}"
+)
+
 _RENAME_MANY = (
     "UPDATE conversations AS c SET name = v.name, updated_at = v.at"
     " FROM unnest($1::varchar[], $2::varchar[], $3::timestamp[]) AS v(id, name, at)"
@@ -79,6 +86,22 @@ class KeyRow:
     enable_api: bool
     max_active_requests: int
     updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class KeyProof:
+    """The key row a request started from without reading it (see services/apps.KeyHints)."""
+
+    key_hash: str
+    row: KeyRow
+
+    def params(self) -> tuple[Any, ...]:
+        r = self.row
+        return (self.key_hash, r.id, r.updated_at, r.mode, r.max_active_requests)
+
+
+class StaleKey(Exception):
+    """The key row a turn started from is no longer true: revoked, or its app changed."""
 
 
 @dataclass(slots=True)
@@ -116,13 +139,18 @@ class Outcome:
 
 
 class HotPath(Protocol):
+    async def open(self) -> None:
+        """Connect before the first request, so no request pays for it."""
+
     async def key(self, key_hash: str) -> KeyRow | None: ...
 
     async def config(self, app_id: str) -> dict[str, Any]: ...
 
     async def open_turn(
-        self, turn: NewTurn, history_limit: int
-    ) -> tuple[dict[str, Any], list[tuple[str, str]]] | None: ...
+        self, turn: NewTurn, history_limit: int, proof: KeyProof | None = None
+    ) -> tuple[dict[str, Any], list[tuple[str, str]]] | None:
+        """Write the turn's rows; its inputs and history. None: no such conversation.
+        With ``proof``, only if the key row still holds (else StaleKey, nothing written)."""
 
     async def close_turn(self, outcome: Outcome) -> None: ...
 
@@ -184,6 +212,7 @@ class SqliteHotPath:
         self._new_message = _sql(_NEW_MESSAGE, [f"?{i}" for i in range(1, 11)])
         self._finish = _sql(_FINISH, q)
         self._rename = _sql(_RENAME, q)
+        self._proof = _sql(_PROOF, q)
 
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -196,6 +225,9 @@ class SqliteHotPath:
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         return await self._thread.run(fn, *args)
+
+    async def open(self) -> None:
+        await self._run(self._db)
 
     def _key(self, key_hash: str) -> KeyRow | None:
         row = self._db().execute(self._auth, (key_hash,)).fetchone()
@@ -224,11 +256,20 @@ class SqliteHotPath:
         result: dict[str, Any] = await self._run(self._config_of, app_id)
         return result
 
-    def _open(self, t: NewTurn, limit: int) -> tuple[dict[str, Any], list[tuple[str, str]]] | None:
+    def _open(
+        self, t: NewTurn, limit: int, proof: KeyProof | None
+    ) -> tuple[dict[str, Any], list[tuple[str, str]]] | None:
         db = self._db()
         now = _sqlite_time(t.now)
         db.execute("BEGIN IMMEDIATE")
         try:
+            if proof is not None:
+                h, app_id, updated_at, mode, most = proof.params()
+                found = db.execute(
+                    self._proof, (h, app_id, _sqlite_time(updated_at), mode, most)
+                ).fetchone()
+                if found is None:
+                    raise StaleKey()
             inputs, history = t.inputs, []
             if t.name is None:
                 row = db.execute(
@@ -260,9 +301,9 @@ class SqliteHotPath:
         return inputs, history
 
     async def open_turn(
-        self, turn: NewTurn, history_limit: int
+        self, turn: NewTurn, history_limit: int, proof: KeyProof | None = None
     ) -> tuple[dict[str, Any], list[tuple[str, str]]] | None:
-        result = await self._run(self._open, turn, history_limit)
+        result = await self._run(self._open, turn, history_limit, proof)
         return result  # type: ignore[no-any-return]
 
     def _close(self, o: Outcome) -> None:
@@ -341,6 +382,20 @@ class PostgresHotPath:
         self._new_turn = f"WITH c AS ({new_conversation}) " + _sql(
             _NEW_MESSAGE, ["$9", "$2", "$1", "$3", "$10", "$11", "$12", "$6::json", "$13", "$8"]
         )
+        # the same, written only while the key row holds ($14-$18, see KeyProof.params)
+        proof = _sql(_PROOF, ["$14", "$2", "$15", "$4", "$16"])
+        self._proof = _sql(_PROOF, d)
+        self._new_turn_proved = (
+            f"WITH ok AS ({proof}), c AS (INSERT INTO conversations (id, app_id, end_user_id,"
+            " mode, name, inputs, introduction, status, created_at, updated_at)"
+            " SELECT $1, $2, $3, $4, $5, $6::json, $7, 'normal', $8::timestamp, $8::timestamp"
+            " FROM ok RETURNING id) INSERT INTO messages (id, app_id, conversation_id,"
+            " end_user_id, task_id, model, query, answer, inputs, prompt_tokens,"
+            " completion_tokens, prompt_unit_price, completion_unit_price, price_unit,"
+            " total_price, currency, latency, status, worker, created_at, updated_at)"
+            " SELECT $9, $2, c.id, $3, $10, $11, $12, '', $6::json, 0, 0, '0', '0', '0.001',"
+            " '0', 'USD', 0, 'running', $13, $8::timestamp, $8::timestamp FROM c"
+        )
         # the outcome ($1-$13, time $12) and the conversation's title ($14, id $15) at once
         self._finish_named = f"WITH m AS ({self._finish}) " + _sql(_RENAME, ["$14", "$12", "$15"])
 
@@ -351,9 +406,11 @@ class PostgresHotPath:
                     import asyncpg
 
                     settings = {"search_path": self.schema} if self.schema else None
+                    # every connection opened at start-up: a backend costs PostgreSQL
+                    # milliseconds of CPU to start, better spent before the first request
                     self._pool = await asyncpg.create_pool(
                         self.dsn,
-                        min_size=1,
+                        min_size=self.pool_size,
                         max_size=self.pool_size,
                         server_settings=settings,
                         timeout=self.timeout,
@@ -361,6 +418,9 @@ class PostgresHotPath:
                         reset=_keep_session,
                     )
         return self._pool
+
+    async def open(self) -> None:
+        await self._get_pool()
 
     async def key(self, key_hash: str) -> KeyRow | None:
         pool = await self._get_pool()
@@ -373,19 +433,30 @@ class PostgresHotPath:
         return {} if raw is None else dict(orjson.loads(raw))
 
     async def open_turn(
-        self, t: NewTurn, history_limit: int
+        self, t: NewTurn, history_limit: int, proof: KeyProof | None = None
     ) -> tuple[dict[str, Any], list[tuple[str, str]]] | None:
         pool = await self._get_pool()
         if t.name is not None:  # a new conversation: both rows in one statement, one round trip
             inputs_json = orjson.dumps(t.inputs).decode()
-            await pool.execute(
-                self._new_turn, t.conversation_id, t.app_id, t.end_user_id, t.mode, t.name,
-                inputs_json, t.introduction, t.now, t.message_id, t.task_id, t.model, t.query,
-                t.worker, timeout=self.timeout,
+            values = (
+                t.conversation_id, t.app_id, t.end_user_id, t.mode, t.name, inputs_json,
+                t.introduction, t.now, t.message_id, t.task_id, t.model, t.query, t.worker,
             )  # fmt: skip
+            if proof is None:
+                await pool.execute(self._new_turn, *values, timeout=self.timeout)
+            else:
+                _, _, updated_at, _, most = proof.params()
+                status = await pool.execute(
+                    self._new_turn_proved, *values, proof.key_hash, updated_at, most,
+                    timeout=self.timeout,
+                )  # fmt: skip
+                if status.endswith(" 0"):
+                    raise StaleKey()
             return t.inputs, []
         # a continued conversation: its inputs and history are read in the same transaction
         async with pool.acquire(timeout=self.timeout) as conn, conn.transaction():
+            if proof is not None and await conn.fetchval(self._proof, *proof.params()) is None:
+                raise StaleKey()
             raw = await conn.fetchrow(
                 self._conversation, t.conversation_id, t.app_id, t.end_user_id
             )

@@ -11,7 +11,6 @@ from starlette.responses import Response
 from parlour.api.deps import (
     CurrentApp,
     JsonBody,
-    current_app,
     json_body,
     json_doc,
     user_of,
@@ -21,8 +20,14 @@ from parlour.api.schemas.chat import ChatRequest, StopRequest
 from parlour.api.schemas.responses import ERRORS, ChatCompletion, Result, ok
 from parlour.api.sse import EventStreamResponse, collect
 from parlour.errors import InvalidParam, NotChatApp
-from parlour.services.apps import CHAT_MODES
-from parlour.services.chat import ChatCommand
+from parlour.services.apps import (
+    CHAT_MODES,
+    AppContext,
+    StaleKey,
+    authenticate,
+    authenticate_hinted,
+)
+from parlour.services.chat import ChatCommand, ChatRun
 
 router = APIRouter(tags=["chat"])
 
@@ -57,8 +62,32 @@ CHAT_RESPONSES: dict[int | str, Any] = {
 )
 async def send_chat_message(request: Request) -> Response:
     # the hot path: called directly rather than through FastAPI's dependency resolution
-    app = await current_app(request)
-    body = await json_body(request)
+    state = request.app.state
+    header = request.headers.get("authorization")
+    app = await authenticate_hinted(state.hot, state.app_cache, state.key_hints, header)
+    try:
+        body = await json_body(request)
+        user = body.get("user")
+        if app.proof is not None and not (
+            isinstance(user, str) and state.end_users.known(app.id, user)
+        ):
+            # a new end user is a write: make it only for a key read now
+            app = await authenticate(state.hot, state.app_cache, header, state.key_hints)
+        req, run = await _start(state, app, body)
+    except StaleKey:  # nothing was written: start again from the key's row as it is now
+        app = await authenticate(state.hot, state.app_cache, header, state.key_hints)
+        req, run = await _start(state, app, body)
+    except Exception:
+        if app.proof is not None:  # a key that no longer holds answers 401/403 first
+            await authenticate(state.hot, state.app_cache, header, state.key_hints)
+        raise
+    if req.response_mode == "blocking":
+        payload = await collect(run)
+        return Response(orjson.dumps(payload), media_type="application/json; charset=utf-8")
+    return EventStreamResponse(run, state.settings.ping_interval)
+
+
+async def _start(state: Any, app: AppContext, body: dict[str, Any]) -> tuple[ChatRequest, ChatRun]:
     user = user_of(body.get("user"), required=True)
     if app.mode not in CHAT_MODES:
         raise NotChatApp()
@@ -73,11 +102,7 @@ async def send_chat_message(request: Request) -> Response:
         auto_generate_name=req.auto_generate_name,
         files=req.files,
     )
-    run = await request.app.state.chat.start(app, cmd)
-    if req.response_mode == "blocking":
-        payload = await collect(run)
-        return Response(orjson.dumps(payload), media_type="application/json; charset=utf-8")
-    return EventStreamResponse(run, request.app.state.settings.ping_interval)
+    return req, await state.chat.start(app, cmd)
 
 
 @router.post(
