@@ -59,6 +59,7 @@ class ChatCommand:
     conversation_id: str | None = None
     auto_generate_name: bool = True
     files: list[Any] | None = None  # Dify's `files` entries, as sent
+    counted: bool = False  # already counted against the per-user limit (a restarted request)
 
 
 @dataclass(slots=True)
@@ -147,7 +148,8 @@ class ChatService:
         )
         refs = await self._files(app, cmd)
         end_user_id = await self.end_users.resolve(app.id, cmd.user)
-        await self.limiter.hit(app.id, end_user_id, self.settings.end_user_rpm)
+        if not cmd.counted:
+            await self.limiter.hit(app.id, end_user_id, self.settings.end_user_rpm)
         slot = await self.limiter.acquire(app.id, self.active_limit(app))
         try:
             return await self._start(app, cmd, model, end_user_id, slot, refs)

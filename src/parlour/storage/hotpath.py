@@ -86,6 +86,8 @@ class KeyRow:
     enable_api: bool
     max_active_requests: int
     updated_at: datetime
+    # updated_at as the database holds it (SQLite: its text), for KeyProof to compare
+    stamp: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,8 @@ class KeyProof:
 
     def params(self) -> tuple[Any, ...]:
         r = self.row
-        return (self.key_hash, r.id, r.updated_at, r.mode, r.max_active_requests)
+        stamp = r.updated_at if r.stamp is None else r.stamp
+        return (self.key_hash, r.id, stamp, r.mode, r.max_active_requests)
 
 
 class StaleKey(Exception):
@@ -242,6 +245,7 @@ class SqliteHotPath:
             bool(row[5]),
             row[6],
             datetime.fromisoformat(row[7]),
+            row[7],
         )
 
     async def key(self, key_hash: str) -> KeyRow | None:
@@ -264,11 +268,7 @@ class SqliteHotPath:
         db.execute("BEGIN IMMEDIATE")
         try:
             if proof is not None:
-                h, app_id, updated_at, mode, most = proof.params()
-                found = db.execute(
-                    self._proof, (h, app_id, _sqlite_time(updated_at), mode, most)
-                ).fetchone()
-                if found is None:
+                if db.execute(self._proof, proof.params()).fetchone() is None:
                     raise StaleKey()
             inputs, history = t.inputs, []
             if t.name is None:
@@ -406,11 +406,9 @@ class PostgresHotPath:
                     import asyncpg
 
                     settings = {"search_path": self.schema} if self.schema else None
-                    # every connection opened at start-up: a backend costs PostgreSQL
-                    # milliseconds of CPU to start, better spent before the first request
                     self._pool = await asyncpg.create_pool(
                         self.dsn,
-                        min_size=self.pool_size,
+                        min_size=1,
                         max_size=self.pool_size,
                         server_settings=settings,
                         timeout=self.timeout,

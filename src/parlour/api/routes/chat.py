@@ -68,15 +68,16 @@ async def send_chat_message(request: Request) -> Response:
     try:
         body = await json_body(request)
         user = body.get("user")
-        if app.proof is not None and not (
-            isinstance(user, str) and state.end_users.known(app.id, user)
+        if app.proof is not None and (
+            body.get("files") or not (isinstance(user, str) and state.end_users.known(app.id, user))
         ):
-            # a new end user is a write: make it only for a key read now
+            # a new end user is a write: make it only for a key read now (files: the user is
+            # resolved after they are, and may no longer be remembered by then)
             app = await authenticate(state.hot, state.app_cache, header, state.key_hints)
         req, run = await _start(state, app, body)
     except StaleKey:  # nothing was written: start again from the key's row as it is now
         app = await authenticate(state.hot, state.app_cache, header, state.key_hints)
-        req, run = await _start(state, app, body)
+        req, run = await _start(state, app, body, counted=True)
     except Exception:
         if app.proof is not None:  # a key that no longer holds answers 401/403 first
             await authenticate(state.hot, state.app_cache, header, state.key_hints)
@@ -87,7 +88,9 @@ async def send_chat_message(request: Request) -> Response:
     return EventStreamResponse(run, state.settings.ping_interval)
 
 
-async def _start(state: Any, app: AppContext, body: dict[str, Any]) -> tuple[ChatRequest, ChatRun]:
+async def _start(
+    state: Any, app: AppContext, body: dict[str, Any], counted: bool = False
+) -> tuple[ChatRequest, ChatRun]:
     user = user_of(body.get("user"), required=True)
     if app.mode not in CHAT_MODES:
         raise NotChatApp()
@@ -101,6 +104,7 @@ async def _start(state: Any, app: AppContext, body: dict[str, Any]) -> tuple[Cha
         conversation_id=req.conversation_id,
         auto_generate_name=req.auto_generate_name,
         files=req.files,
+        counted=counted,
     )
     return req, await state.chat.start(app, cmd)
 
