@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
 
+from parlour.providers.fake import FakeChatModel
 from parlour.services.chat import ChatService
 from parlour.storage.db import make_sessionmaker
+from parlour.storage.migrate import upgrade
 from parlour.storage.models import ApiKey, App, EndUser, Message, utcnow
-from tests.conftest import Server
+from tests.conftest import Database, Server, run_server
 
 BODY = {"query": "hi", "user": "u", "response_mode": "blocking"}
 
@@ -101,6 +104,33 @@ async def test_remembered_key_sees_app_changes(server: Server) -> None:
     r = await post(server, server.auth())
     assert r.status_code == 200 and r.json()["answer"]
     assert await _count(server, Message) == before + 1
+
+
+async def test_key_proof_on_hand_written_sqlite_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ``updated_at`` written by hand (SQLite's CURRENT_TIMESTAMP: no fraction) is proved
+    as stored, so its key is not read again for every message."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'parlour.db'}")
+    engine = database.engine()
+    await upgrade(engine)
+    await engine.dispose()
+    async with run_server(database, tmp_path, FakeChatModel()) as server:
+        engine = database.engine()
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("UPDATE apps SET updated_at = CURRENT_TIMESTAMP")
+        await engine.dispose()
+        reads: list[str] = []
+        read = server.state.hot.key
+
+        async def counted(key_hash: str) -> Any:
+            reads.append(key_hash)
+            return await read(key_hash)
+
+        monkeypatch.setattr(server.state.hot, "key", counted)
+        for _ in range(3):
+            assert (await post(server, server.auth())).status_code == 200
+        assert len(reads) == 1
 
 
 async def test_disabled_or_abnormal_app_is_forbidden(server: Server) -> None:

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from parlour.providers.fake import FakeChatModel
 from parlour.storage.db import make_sessionmaker
-from parlour.storage.models import App
+from parlour.storage.models import App, utcnow
 from tests.conftest import Database, Server, run_server
 
 REDIS = "redis://127.0.0.1:6379/0"
@@ -130,6 +131,19 @@ async def test_per_user_rate_limit(database: Database, tmp_path: Path) -> None:
         r = await s.chat("3", user="eve")
         assert r.status_code == 429 and r.json()["code"] == "too_many_requests"
         assert (await s.chat("1", user="someone-else")).status_code == 200
+
+
+async def test_restarted_request_is_counted_once(database: Database, tmp_path: Path) -> None:
+    """An app edited between two messages makes the second start again from the key's row
+    (see services/apps.KeyHints): one request still counts once against the limit."""
+    async with run_server(database, tmp_path, FakeChatModel(), end_user_rpm=2) as s:
+        assert (await s.chat("1", user="eve")).status_code == 200
+        engine = database.engine()
+        async with make_sessionmaker(engine).begin() as session:
+            await session.execute(update(App).values(updated_at=utcnow()))
+        await engine.dispose()
+        assert (await s.chat("2", user="eve")).status_code == 200
+        assert (await s.chat("3", user="eve")).status_code == 429
 
 
 async def test_health(database: Database, tmp_path: Path) -> None:
