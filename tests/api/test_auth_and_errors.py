@@ -57,6 +57,19 @@ async def test_revoked_key_stops_at_once(server: Server) -> None:
     assert r.status_code == 401 and r.json()["message"] == "Access token is invalid"
 
 
+def key_reads(server: Server, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The key hashes the server reads from the database from now on."""
+    reads: list[str] = []
+    read = server.state.hot.key
+
+    async def counted(key_hash: str) -> Any:
+        reads.append(key_hash)
+        return await read(key_hash)
+
+    monkeypatch.setattr(server.state.hot, "key", counted)
+    return reads
+
+
 async def _count(server: Server, model: Any) -> int:
     engine = server.database.engine()
     async with make_sessionmaker(engine)() as session:
@@ -70,14 +83,7 @@ async def test_remembered_key_is_proved_by_the_turn(
 ) -> None:
     """A worker remembers a key it has read and skips reading it again for a message; the
     message's first write proves the row still holds, so nothing changes for a client."""
-    reads: list[str] = []
-    read = server.state.hot.key
-
-    async def counted(key_hash: str) -> Any:
-        reads.append(key_hash)
-        return await read(key_hash)
-
-    monkeypatch.setattr(server.state.hot, "key", counted)
+    reads = key_reads(server, monkeypatch)
     assert (await post(server, server.auth())).status_code == 200
     assert (await post(server, server.auth())).status_code == 200
     assert len(reads) == 1  # the second message started from the remembered row
@@ -120,14 +126,7 @@ async def test_key_proof_on_hand_written_sqlite_time(
         async with engine.begin() as conn:
             await conn.exec_driver_sql("UPDATE apps SET updated_at = CURRENT_TIMESTAMP")
         await engine.dispose()
-        reads: list[str] = []
-        read = server.state.hot.key
-
-        async def counted(key_hash: str) -> Any:
-            reads.append(key_hash)
-            return await read(key_hash)
-
-        monkeypatch.setattr(server.state.hot, "key", counted)
+        reads = key_reads(server, monkeypatch)
         for _ in range(3):
             assert (await post(server, server.auth())).status_code == 200
         assert len(reads) == 1
