@@ -102,7 +102,9 @@ def apps_list(as_json: bool = JsonOpt) -> None:
 
 
 @keys_cli.command("create")
-def keys_create(app: str = typer.Argument(..., help="App id or name."), as_json: bool = JsonOpt):
+def keys_create(
+    app: str = typer.Argument(..., help="App id or name."), as_json: bool = JsonOpt
+) -> None:
     """Create an API key for APP; the key is printed once."""
 
     async def work(session: AsyncSession) -> dict[str, Any]:
@@ -114,7 +116,9 @@ def keys_create(app: str = typer.Argument(..., help="App id or name."), as_json:
 
 
 @keys_cli.command("list")
-def keys_list(app: str = typer.Argument(..., help="App id or name."), as_json: bool = JsonOpt):
+def keys_list(
+    app: str = typer.Argument(..., help="App id or name."), as_json: bool = JsonOpt
+) -> None:
     """List the keys of APP (hints only: keys are stored hashed)."""
 
     async def work(session: AsyncSession) -> list[dict[str, Any]]:

@@ -15,8 +15,8 @@ from starlette.middleware.cors import CORSMiddleware
 from parlour import __version__
 from parlour.api import errors
 from parlour.api.fastlane import ParlourAPI
+from parlour.api.routes import annotations as annotation_routes
 from parlour.api.routes import (
-    annotations,
     app_info,
     audio,
     chat,
@@ -178,8 +178,8 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
     errors.install(app)
     app.include_router(health.router)
     for module in (
-        index, chat, conversations, messages, feedbacks, app_info, files, audio, annotations,
-        datasets, documents,
+        index, chat, conversations, messages, feedbacks, app_info, files, audio,
+        annotation_routes, datasets, documents,
     ):
         app.include_router(module.router, prefix="/v1")
     return app

@@ -15,6 +15,7 @@ from parlour.errors import (
     InvalidParam,
     NotChatApp,
     NotFound,
+    ParlourError,
     PayloadTooLarge,
     UnsupportedMediaType,
 )
@@ -58,9 +59,10 @@ async def json_body(request: Request) -> dict[str, Any]:
         raise BadRequest(f"Invalid JSON payload: {exc}") from exc
     if not isinstance(body, dict):
         raise InvalidParam("The JSON body must be an object.")
+    checked: dict[str, Any] = body
     if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH or b"\\u0000" in raw:
-        body = sanitize(body)
-    return body
+        checked = sanitize(body)
+    return checked
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -114,7 +116,7 @@ def user_of(value: Any, *, required: bool) -> str | None:
     return text
 
 
-def path_uuid(value: str, error: type[NotFound] = NotFound) -> str:
+def path_uuid(value: str, error: type[ParlourError] = NotFound) -> str:
     """Path ids are UUIDs; anything else is a 404, as an unknown route would be."""
     try:
         return str(uuid.UUID(value))

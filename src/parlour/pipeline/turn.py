@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,7 @@ def completion_params(config: AppConfig) -> CompletionParams:
     )
 
 
-async def run_turn(turn: TurnInput) -> AsyncIterator[MessageDelta]:
+async def run_turn(turn: TurnInput) -> AsyncGenerator[MessageDelta, None]:
     """Yield answer deltas; usage lands in ``turn.state``. Closing it cancels the model call."""
     model = turn.model
     params = completion_params(turn.config)

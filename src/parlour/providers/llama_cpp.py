@@ -93,9 +93,10 @@ class LlamaCppModel:
         if not path.exists():
             raise ProviderNotInitialize(f"Model file not found: {path}")
         verify_sha256(path, self.sha256)
-        common = {"model_path": str(path), "verbose": False}
-        self._vocab = Llama(vocab_only=True, **common)
-        self._llama = Llama(n_ctx=self.context_window, n_threads=self.threads, **common)
+        self._vocab = Llama(model_path=str(path), verbose=False, vocab_only=True)
+        self._llama = Llama(
+            model_path=str(path), verbose=False, n_ctx=self.context_window, n_threads=self.threads
+        )
 
     async def load(self) -> None:
         """Load once per process, off the event loop."""

@@ -191,7 +191,7 @@ def export(app: App, fmt: str = "parlour") -> str:
         doc = _to_dify(app, config)
     else:
         raise InvalidParam("format must be parlour or dify")
-    return yaml.safe_dump(doc, allow_unicode=True, sort_keys=False)
+    return str(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False))
 
 
 def _to_dify(app: App, config: dict[str, Any]) -> dict[str, Any]:

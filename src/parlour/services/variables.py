@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -69,7 +70,7 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-_SCALAR_CHECK = {
+_SCALAR_CHECK: dict[str, Callable[[Any], bool]] = {
     "string": lambda v: isinstance(v, str),
     "secret": lambda v: isinstance(v, str),
     "number": _is_number,

@@ -9,7 +9,7 @@ import os
 import socket
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parlour.storage.models import Message
@@ -90,7 +90,7 @@ async def recover_interrupted(
     dead = [w for w in running if not await workers.alive(w)]
     if not dead:
         return 0
-    stale = Message.worker.in_([w for w in dead if w is not None])
+    stale: ColumnElement[bool] = Message.worker.in_([w for w in dead if w is not None])
     if None in dead:
         stale = stale | Message.worker.is_(None)
     async with sessions.begin() as session:

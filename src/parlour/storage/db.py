@@ -101,7 +101,7 @@ def _is_down(e: BaseException) -> bool:
     return False
 
 
-def error_types() -> tuple[type[BaseException], ...]:
+def error_types() -> tuple[type[Exception], ...]:
     """The exception classes a lost database can surface as (for HTTP error handlers)."""
     import asyncpg
 
