@@ -1,7 +1,8 @@
 """The statements every chat message runs, in plain SQL on the raw driver.
 
-A chat message costs three transactions: the key lookup, the rows written before the model is
-called, and the outcome written after. Through the ORM layer and aiosqlite's per-statement
+A chat message costs at most three transactions: the key lookup (skipped when the worker
+remembers the key: the next write proves it, see KeyProof), the rows written before the model
+is called, and the outcome written after. Through the ORM layer and aiosqlite's per-statement
 thread hops they cost more CPU than everything else in the request together, so they run
 here directly: on SQLite, one whole transaction per hop to one database thread (which also
 serialises writers, as SQLite wants); on PostgreSQL, asyncpg's prepared statements. The
