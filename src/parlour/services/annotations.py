@@ -24,6 +24,7 @@ from parlour.retrieval.embedders import embed_batched
 from parlour.services.apps import AppContext
 from parlour.services.background import Background
 from parlour.services.knowledge import Knowledge
+from parlour.services.pages import fetch_page, like, page_of, paging
 from parlour.storage.models import (
     Annotation,
     AnnotationJob,
@@ -47,17 +48,6 @@ def annotation_dict(row: Annotation) -> dict[str, Any]:
         "hit_count": row.hit_count,
         "created_at": epoch(row.created_at),
     }
-
-
-def lenient_int(value: str | None, default: int) -> int:
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        return default
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 @dataclass(slots=True)
@@ -92,33 +82,19 @@ class Annotations:
     async def page(
         self, app: AppContext, page_arg: str | None, limit_arg: str | None, keyword: str
     ) -> dict[str, Any]:
-        """Dify's lenient paging: bad numbers fall back to the defaults; limit capped at 100."""
-        page = min(max(lenient_int(page_arg, 1), 1), 1_000_000)
-        limit = lenient_int(limit_arg, 20)
-        limit = 20 if limit < 1 else min(limit, 100)
+        page, limit = paging(page_arg, limit_arg)
         where = [Annotation.app_id == app.id]
         keyword = keyword.replace("\x00", "")
         if keyword:
-            like = f"%{_escape_like(keyword.lower())}%"
+            pattern = like(keyword)
             where.append(or_(
-                func.lower(Annotation.question).like(like, escape="\\"),
-                func.lower(Annotation.answer).like(like, escape="\\"),
+                func.lower(Annotation.question).like(pattern, escape="\\"),
+                func.lower(Annotation.answer).like(pattern, escape="\\"),
             ))
+        order = (Annotation.created_at.desc(), Annotation.id.desc())
         async with self.sessions() as session:
-            total = await session.scalar(select(func.count()).select_from(Annotation).where(*where))
-            rows = (await session.scalars(
-                select(Annotation).where(*where)
-                .order_by(Annotation.created_at.desc(), Annotation.id.desc())
-                .offset((page - 1) * limit).limit(limit)
-            )).all()
-        total = int(total or 0)
-        return {
-            "data": [annotation_dict(r) for r in rows],
-            "has_more": page * limit < total,
-            "limit": limit,
-            "total": total,
-            "page": page,
-        }
+            rows, total = await fetch_page(session, Annotation, where, order, page, limit)
+        return page_of([annotation_dict(r) for r in rows], page, limit, total)
 
     async def create(self, app: AppContext, question: str, answer: str) -> dict[str, Any]:
         now = utcnow()

@@ -21,7 +21,6 @@ from parlour.errors import (
 )
 from parlour.retrieval.chunking import check_process_rule
 from parlour.retrieval.parsing import EXTENSIONS
-from parlour.services.annotations import lenient_int
 from parlour.services.dataset_keys import DatasetScope
 from parlour.services.dataset_shapes import (
     DOC_FORM,
@@ -32,31 +31,10 @@ from parlour.services.dataset_shapes import (
 )
 from parlour.services.indexing import ACTIVE, Indexer
 from parlour.services.knowledge import Knowledge
+from parlour.services.pages import fetch_page, like, page_of, paging
 from parlour.storage.models import KnowledgeBase, KnowledgeDocument, KnowledgeSegment, utcnow
 
 METADATA = ("all", "only", "without")  # GET …/documents/{id}?metadata=
-
-
-def paging(page: str | None, limit: str | None) -> tuple[int, int]:
-    """Dify's lenient paging: bad numbers fall back to the defaults; limit capped at 100."""
-    number = min(max(lenient_int(page, 1), 1), 1_000_000)
-    size = lenient_int(limit, 20)
-    return number, 20 if size < 1 else min(size, 100)
-
-
-def like(keyword: str) -> str:
-    escaped = keyword.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def page_of(data: list[dict[str, Any]], page: int, limit: int, total: int) -> dict[str, Any]:
-    return {
-        "data": data,
-        "has_more": page * limit < total,
-        "limit": limit,
-        "total": total,
-        "page": page,
-    }
 
 
 def process_rule(raw: Any) -> dict[str, Any]:
@@ -202,24 +180,9 @@ class DatasetDocuments:
         if keyword.strip():
             pattern = like(keyword.strip())
             where.append(func.lower(KnowledgeDocument.name).like(pattern, escape="\\"))
+        order = (KnowledgeDocument.created_at.desc(), KnowledgeDocument.position.desc())
         async with self.sessions() as session:
-            total = int(
-                await session.scalar(
-                    select(func.count()).select_from(KnowledgeDocument).where(*where)
-                )
-                or 0
-            )
-            docs = (
-                await session.scalars(
-                    select(KnowledgeDocument)
-                    .where(*where)
-                    .order_by(
-                        KnowledgeDocument.created_at.desc(), KnowledgeDocument.position.desc()
-                    )
-                    .offset((page - 1) * limit)
-                    .limit(limit)
-                )
-            ).all()
+            docs, total = await fetch_page(session, KnowledgeDocument, where, order, page, limit)
             hits = dict(
                 (
                     await session.execute(
@@ -277,21 +240,9 @@ class DatasetDocuments:
         if statuses and "completed" not in statuses:
             where.append(KnowledgeSegment.id.is_(None))  # every stored segment is completed
         async with self.sessions() as session:
-            total = int(
-                await session.scalar(
-                    select(func.count()).select_from(KnowledgeSegment).where(*where)
-                )
-                or 0
+            rows, total = await fetch_page(
+                session, KnowledgeSegment, where, [KnowledgeSegment.position], page, limit
             )
-            rows = (
-                await session.scalars(
-                    select(KnowledgeSegment)
-                    .where(*where)
-                    .order_by(KnowledgeSegment.position)
-                    .offset((page - 1) * limit)
-                    .limit(limit)
-                )
-            ).all()
         return {
             **page_of([segment_dict(s) for s in rows], page, limit, total),
             "doc_form": DOC_FORM,

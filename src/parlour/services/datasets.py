@@ -11,11 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parlour.errors import DatasetNameDuplicate, Forbidden, InvalidParam
 from parlour.services import dataset_keys
-from parlour.services.dataset_documents import DatasetDocuments, like, open_base, page_of, paging
+from parlour.services.dataset_documents import DatasetDocuments, open_base
 from parlour.services.dataset_keys import DatasetScope
 from parlour.services.dataset_shapes import dataset_dict, record_dict
 from parlour.services.indexing import Indexer
 from parlour.services.knowledge import Knowledge, options_from
+from parlour.services.pages import fetch_page, like, page_of, paging
 from parlour.storage.models import KnowledgeBase, KnowledgeDocument, KnowledgeSegment, utcnow
 
 MAX_QUERY = 250
@@ -165,20 +166,9 @@ class Datasets:
             where.append(KnowledgeBase.id == scope.kb_id)
         if keyword.strip():
             where.append(func.lower(KnowledgeBase.name).like(like(keyword.strip()), escape="\\"))
+        order = (KnowledgeBase.created_at.desc(), KnowledgeBase.id)
         async with self.sessions() as session:
-            total = int(
-                await session.scalar(select(func.count()).select_from(KnowledgeBase).where(*where))
-                or 0
-            )
-            kbs = (
-                await session.scalars(
-                    select(KnowledgeBase)
-                    .where(*where)
-                    .order_by(KnowledgeBase.created_at.desc(), KnowledgeBase.id)
-                    .offset((page - 1) * limit)
-                    .limit(limit)
-                )
-            ).all()
+            kbs, total = await fetch_page(session, KnowledgeBase, where, order, page, limit)
         counts = await self._counts([k.id for k in kbs])
         data = [dataset_dict(k, *counts.get(k.id, (0, 0))) for k in kbs]
         return page_of(data, page, limit, total)
