@@ -264,7 +264,7 @@ class ChatService:
                     break
                 if first_token is None:
                     first_token = time.perf_counter() - started
-                    title = self._start_title(run)
+                    title = self._title_task(run) if run.name_later else None
                 parts.append(event.answer)
                 yield event
             if handle.stopped:
@@ -300,21 +300,15 @@ class ChatService:
             if name is None and run.name_later and status != "error":
                 self._title_later(run, title)
 
-    def _start_title(self, run: _Turn) -> asyncio.Task[str | None] | None:
+    def _title_task(self, run: _Turn) -> asyncio.Task[str | None]:
         """As Dify: a new conversation's title is made while its first answer streams."""
-        if not run.name_later:
-            return None
         turn = run.turn
         return self.background.spawn(title_or_none(turn.model, turn.query, run.conversation_id))
 
     def _title_later(self, run: _Turn, title: asyncio.Task[str | None] | None) -> None:
-        """The title was not ready when the answer was saved: store it when it comes."""
-        if title is None:  # the answer ended before its first token
-            turn = run.turn
-            title = self.background.spawn(
-                title_or_none(turn.model, turn.query, run.conversation_id)
-            )
-        self.titles.put_when_done(run.conversation_id, title)
+        """The title was not ready when the answer was saved: store it when it comes (its call
+        starts now if the answer ended before its first token)."""
+        self.titles.put_when_done(run.conversation_id, title or self._title_task(run))
 
     async def _annotation(self, run: _Turn) -> AnnotationHit | None:
         """The app's annotation for the query when annotation reply is on and it matches."""

@@ -158,8 +158,6 @@ class HotPath(Protocol):
 
     async def close_turn(self, outcome: Outcome) -> None: ...
 
-    async def rename(self, conversation_id: str, name: str, now: datetime) -> None: ...
-
     async def rename_many(self, names: list[tuple[str, str, datetime]]) -> None:
         """(conversation id, name, time) for several conversations, in one write."""
 
@@ -325,12 +323,6 @@ class SqliteHotPath:
     async def close_turn(self, outcome: Outcome) -> None:
         await self._run(self._close, outcome)
 
-    def _rename_sync(self, conversation_id: str, name: str, now: datetime) -> None:
-        self._db().execute(self._rename, (name, _sqlite_time(now), conversation_id))
-
-    async def rename(self, conversation_id: str, name: str, now: datetime) -> None:
-        await self._run(self._rename_sync, conversation_id, name, now)
-
     def _rename_many_sync(self, names: list[tuple[str, str, datetime]]) -> None:
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
@@ -378,7 +370,6 @@ class PostgresHotPath:
             _NEW_MESSAGE, ["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8::json", "$9", "$10"]
         )
         self._finish = _sql(_FINISH, d)
-        self._rename = _sql(_RENAME, d)
         # conversation $1-$8 (inputs $6, time $8), then the message's own values from $9
         self._new_turn = f"WITH c AS ({new_conversation}) " + _sql(
             _NEW_MESSAGE, ["$9", "$2", "$1", "$3", "$10", "$11", "$12", "$6::json", "$13", "$8"]
@@ -480,10 +471,6 @@ class PostgresHotPath:
             self._finish_named,
             *_outcome_params(o), o.now, o.message_id, o.name, o.conversation_id,
         )  # fmt: skip
-
-    async def rename(self, conversation_id: str, name: str, now: datetime) -> None:
-        pool = await self._get_pool()
-        await pool.execute(self._rename, name, now, conversation_id)
 
     async def rename_many(self, names: list[tuple[str, str, datetime]]) -> None:
         pool = await self._get_pool()
