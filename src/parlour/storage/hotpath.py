@@ -77,6 +77,13 @@ def _sql(template: str, marks: list[str]) -> str:
     return template.format(*marks)
 
 
+def _insert_select(template: str, marks: list[str], source: str) -> str:
+    """An ``INSERT … VALUES (…)`` template as ``INSERT … SELECT … FROM source``: the row is
+    written once for each row of ``source`` (none, none written)."""
+    head, values = _sql(template, marks).split(" VALUES (")
+    return f"{head} SELECT {values.removesuffix(')')} FROM {source}"
+
+
 @dataclass(slots=True)
 class KeyRow:
     id: str
@@ -377,17 +384,18 @@ class PostgresHotPath:
         # the same, written only while the key row holds ($14-$18, see KeyProof.params)
         proof = _sql(_PROOF, ["$14", "$2", "$15", "$4", "$16"])
         self._proof = _sql(_PROOF, d)
-        self._new_turn_proved = (
-            f"WITH ok AS ({proof}), c AS (INSERT INTO conversations (id, app_id, end_user_id,"
-            " mode, name, inputs, introduction, status, created_at, updated_at)"
-            " SELECT $1, $2, $3, $4, $5, $6::json, $7, 'normal', $8::timestamp, $8::timestamp"
-            " FROM ok RETURNING id) INSERT INTO messages (id, app_id, conversation_id,"
-            " end_user_id, task_id, model, query, answer, inputs, prompt_tokens,"
-            " completion_tokens, prompt_unit_price, completion_unit_price, price_unit,"
-            " total_price, currency, latency, status, worker, created_at, updated_at)"
-            " SELECT $9, $2, c.id, $3, $10, $11, $12, '', $6::json, 0, 0, '0', '0', '0.001',"
-            " '0', 'USD', 0, 'running', $13, $8::timestamp, $8::timestamp FROM c"
+        conversation = _insert_select(
+            _NEW_CONVERSATION,
+            ["$1", "$2", "$3", "$4", "$5", "$6::json", "$7", "$8::timestamp"],
+            "ok",
         )
+        message = _insert_select(
+            _NEW_MESSAGE,
+            ["$9", "$2", "c.id", "$3", "$10", "$11", "$12", "$6::json", "$13", "$8::timestamp"],
+            "c",
+        )
+        turn = f"WITH ok AS ({proof}), c AS ({conversation} RETURNING id) {message}"
+        self._new_turn_proved = turn
         # the outcome ($1-$13, time $12) and the conversation's title ($14, id $15) at once
         self._finish_named = f"WITH m AS ({self._finish}) " + _sql(_RENAME, ["$14", "$12", "$15"])
 
