@@ -34,7 +34,7 @@ from parlour.providers.registry import ModelRegistry
 from parlour.retrieval.embedders import EmbedderRegistry
 from parlour.retrieval.vectors import NumpyStore
 from parlour.services.annotations import Annotations
-from parlour.services.apps import AppCache, KeyHints
+from parlour.services.apps import AppCache, KeyHints, Keys
 from parlour.services.background import Background
 from parlour.services.chat import ChatService
 from parlour.services.conversations import Conversations
@@ -101,7 +101,8 @@ async def _build(
     state.settings, state.engine, state.sessions, state.redis = settings, engine, sessions, redis
     state.hot = hot
     state.models, state.background, state.tasks = registry, background, tasks
-    state.end_users, state.app_cache, state.key_hints = end_users, AppCache(), KeyHints()
+    state.end_users, state.app_cache = end_users, AppCache()
+    state.keys = Keys(hot, state.app_cache, KeyHints())
     state.knowledge = Knowledge(
         sessions,
         EmbedderRegistry(

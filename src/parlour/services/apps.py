@@ -134,6 +134,21 @@ async def authenticate_hinted(
     return _context(row, config, KeyProof(key_hash, row))
 
 
+@dataclass(slots=True)
+class Keys:
+    """A worker's app keys: read from the database, or from what it remembers (KeyHints)."""
+
+    hot: HotPath
+    cache: AppCache
+    hints: KeyHints
+
+    async def read(self, header: str | None) -> AppContext:
+        return await authenticate(self.hot, self.cache, header, self.hints)
+
+    async def remembered(self, header: str | None) -> AppContext:
+        return await authenticate_hinted(self.hot, self.cache, self.hints, header)
+
+
 def _context(row: KeyRow, config: AppConfig, proof: KeyProof | None = None) -> AppContext:
     return AppContext(
         id=row.id,

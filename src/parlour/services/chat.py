@@ -30,7 +30,7 @@ from parlour.pipeline.turn import TurnInput, TurnState, run_turn
 from parlour.providers.base import ChatModel
 from parlour.providers.registry import ModelRegistry
 from parlour.services.annotations import AnnotationHit, Annotations
-from parlour.services.apps import AppContext
+from parlour.services.apps import AppContext, Keys, StaleKey
 from parlour.services.background import Background
 from parlour.services.end_users import EndUsers
 from parlour.services.files import FileRef, Files
@@ -60,6 +60,7 @@ class ChatCommand:
     auto_generate_name: bool = True
     files: list[Any] | None = None  # Dify's `files` entries, as sent
     counted: bool = False  # already counted against the per-user limit (a restarted request)
+    response_mode: str = "streaming"
 
 
 @dataclass(slots=True)
@@ -137,6 +138,35 @@ class ChatService:
     def model_for(self, app: AppContext) -> ChatModel:
         m = app.config.model
         return self.models.get(m.spec, base_url=m.base_url, api_key=m.api_key)
+
+    async def start_keyed(
+        self,
+        keys: Keys,
+        header: str | None,
+        read_body: Callable[[], Awaitable[dict[str, Any]]],
+        command: Callable[[AppContext, dict[str, Any]], ChatCommand],
+    ) -> tuple[ChatCommand, ChatRun]:
+        """``start`` for a request's bearer key, from the key row this worker remembers when
+        it has one (see services/apps.KeyHints); ``command`` checks the body for an app."""
+        app = await keys.remembered(header)
+        try:
+            body = await read_body()
+            known = self.end_users.known(app.id, body.get("user"))
+            if app.proof is not None and (body.get("files") or not known):
+                # a new end user is a write: make it only for a key read now (files: the user
+                # is resolved after them, and may no longer be remembered by then)
+                app = await keys.read(header)
+            cmd = command(app, body)
+            return cmd, await self.start(app, cmd)
+        except StaleKey:  # nothing was written: start again from the key's row as it is now
+            app = await keys.read(header)
+            cmd = command(app, body)
+            cmd.counted = True
+            return cmd, await self.start(app, cmd)
+        except Exception:
+            if app.proof is not None:  # a key that no longer holds answers 401/403 first
+                await keys.read(header)
+            raise
 
     async def start(self, app: AppContext, cmd: ChatCommand) -> ChatRun:
         model = self.model_for(app)

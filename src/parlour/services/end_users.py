@@ -23,9 +23,9 @@ class EndUsers:
         self.size = size
         self._ids: OrderedDict[tuple[str, str], str] = OrderedDict()
 
-    def known(self, app_id: str, user: str | None) -> bool:
-        """Whether ``resolve`` would answer without the database."""
-        return (app_id, user or DEFAULT_USER) in self._ids
+    def known(self, app_id: str, user: object) -> bool:
+        """Whether ``resolve`` would answer for ``user`` (as sent) without the database."""
+        return isinstance(user, str) and (app_id, user or DEFAULT_USER) in self._ids
 
     async def resolve(self, app_id: str, user: str | None) -> str:
         session_id = user or DEFAULT_USER

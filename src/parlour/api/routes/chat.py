@@ -20,14 +20,8 @@ from parlour.api.schemas.chat import ChatRequest, StopRequest
 from parlour.api.schemas.responses import ERRORS, ChatCompletion, Result, ok
 from parlour.api.sse import EventStreamResponse, collect
 from parlour.errors import InvalidParam, NotChatApp
-from parlour.services.apps import (
-    CHAT_MODES,
-    AppContext,
-    StaleKey,
-    authenticate,
-    authenticate_hinted,
-)
-from parlour.services.chat import ChatCommand, ChatRun
+from parlour.services.apps import CHAT_MODES, AppContext
+from parlour.services.chat import ChatCommand
 
 router = APIRouter(tags=["chat"])
 
@@ -63,50 +57,31 @@ CHAT_RESPONSES: dict[int | str, Any] = {
 async def send_chat_message(request: Request) -> Response:
     # the hot path: called directly rather than through FastAPI's dependency resolution
     state = request.app.state
-    header = request.headers.get("authorization")
-    app = await authenticate_hinted(state.hot, state.app_cache, state.key_hints, header)
-    try:
-        body = await json_body(request)
-        user = body.get("user")
-        if app.proof is not None and (
-            body.get("files") or not (isinstance(user, str) and state.end_users.known(app.id, user))
-        ):
-            # a new end user is a write: make it only for a key read now (files: the user is
-            # resolved after they are, and may no longer be remembered by then)
-            app = await authenticate(state.hot, state.app_cache, header, state.key_hints)
-        req, run = await _start(state, app, body)
-    except StaleKey:  # nothing was written: start again from the key's row as it is now
-        app = await authenticate(state.hot, state.app_cache, header, state.key_hints)
-        req, run = await _start(state, app, body, counted=True)
-    except Exception:
-        if app.proof is not None:  # a key that no longer holds answers 401/403 first
-            await authenticate(state.hot, state.app_cache, header, state.key_hints)
-        raise
-    if req.response_mode == "blocking":
+    cmd, run = await state.chat.start_keyed(
+        state.keys, request.headers.get("authorization"), lambda: json_body(request), _command
+    )
+    if cmd.response_mode == "blocking":
         payload = await collect(run)
         return Response(orjson.dumps(payload), media_type="application/json; charset=utf-8")
     return EventStreamResponse(run, state.settings.ping_interval)
 
 
-async def _start(
-    state: Any, app: AppContext, body: dict[str, Any], counted: bool = False
-) -> tuple[ChatRequest, ChatRun]:
+def _command(app: AppContext, body: dict[str, Any]) -> ChatCommand:
     user = user_of(body.get("user"), required=True)
     if app.mode not in CHAT_MODES:
         raise NotChatApp()
     req = validate(ChatRequest, body)
     if not req.query:
         raise InvalidParam("query is required")
-    cmd = ChatCommand(
+    return ChatCommand(
         query=req.query,
         user=str(user),
         inputs=req.inputs or {},
         conversation_id=req.conversation_id,
         auto_generate_name=req.auto_generate_name,
         files=req.files,
-        counted=counted,
+        response_mode=req.response_mode or "streaming",
     )
-    return req, await state.chat.start(app, cmd)
 
 
 @router.post(
