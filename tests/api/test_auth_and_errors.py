@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,26 @@ async def test_key_proof_on_hand_written_sqlite_time(
         for _ in range(3):
             assert (await post(server, server.auth())).status_code == 200
         assert len(reads) == 1
+
+
+async def test_a_burst_of_first_requests_reads_the_config_once(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after a start, concurrent requests share one read of the app's config."""
+    hot = server.state.hot
+    server.state.app_cache._configs.clear()  # as right after a start
+    server.state.keys.hints._rows.clear()
+    config, reads = hot.config, []
+
+    async def counted(app_id: str) -> Any:
+        reads.append(app_id)
+        await asyncio.sleep(0.05)
+        return await config(app_id)
+
+    monkeypatch.setattr(hot, "config", counted)
+    answers = await asyncio.gather(*(post(server, server.auth()) for _ in range(12)))
+    assert [r.status_code for r in answers] == [200] * 12
+    assert reads == [server.app_id]
 
 
 async def test_disabled_or_abnormal_app_is_forbidden(server: Server) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import secrets
 import string
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -66,8 +69,32 @@ class KeyHints:
     def __init__(self, size: int = 10_000) -> None:
         self.size = size
         self._rows: dict[str, KeyRow] = {}
+        self._reads: dict[str, asyncio.Event] = {}
 
     def get(self, key_hash: str) -> KeyRow | None:
+        return self._rows.get(key_hash)
+
+    @contextlib.contextmanager
+    def reading(self, key_hash: str) -> Iterator[None]:
+        """Marks a read of the key under way, so that requests arriving meanwhile wait for
+        it and start from the row it remembers instead of each reading the same row (a
+        burst after a start)."""
+        if key_hash in self._reads:
+            yield
+            return
+        done = self._reads[key_hash] = asyncio.Event()
+        try:
+            yield
+        finally:
+            del self._reads[key_hash]
+            done.set()
+
+    async def after_read(self, key_hash: str) -> KeyRow | None:
+        """The remembered row once the read under way (if any) has ended. It is only a
+        starting point: the turn's first write proves it, as for any remembered row."""
+        read = self._reads.get(key_hash)
+        if read is not None:
+            await read.wait()
         return self._rows.get(key_hash)
 
     def put(self, key_hash: str, row: KeyRow) -> None:
@@ -85,6 +112,7 @@ class AppCache:
 
     def __init__(self) -> None:
         self._configs: dict[str, tuple[datetime, AppConfig]] = {}
+        self._loads: dict[tuple[str, datetime], asyncio.Future[AppConfig]] = {}
 
     def get(self, app_id: str, updated_at: datetime) -> AppConfig | None:
         hit = self._configs.get(app_id)
@@ -95,6 +123,22 @@ class AppCache:
         self._configs[app_id] = (updated_at, cfg)
         return cfg
 
+    async def load(self, hot: HotPath, app_id: str, updated_at: datetime) -> AppConfig:
+        """The app's config as of ``updated_at``: cached, or read once however many
+        requests ask for it at the same time (a config never changes under one stamp)."""
+        config = self.get(app_id, updated_at)
+        if config is not None:
+            return config
+        key = (app_id, updated_at)
+        load = self._loads.get(key)
+        if load is None:
+            load = self._loads[key] = asyncio.ensure_future(self._read(hot, key))
+            load.add_done_callback(lambda _: self._loads.pop(key, None))
+        return await asyncio.shield(load)  # a waiter that goes away leaves the read to others
+
+    async def _read(self, hot: HotPath, key: tuple[str, datetime]) -> AppConfig:
+        return self.put(key[0], key[1], await hot.config(key[0]))
+
 
 async def authenticate(
     hot: HotPath, cache: AppCache, header: str | None, hints: KeyHints | None = None
@@ -104,21 +148,24 @@ async def authenticate(
     Reads the key's row, so a revoked key stops working at once; ``hints`` learns the
     answer."""
     key_hash = bearer_hash(header)
-    row = await hot.key(key_hash)
-    if hints is not None:
+    if hints is None:
+        return _context(*await _read_key(hot, cache, key_hash))
+    with hints.reading(key_hash):
         hints.drop(key_hash)
+        row, config = await _read_key(hot, cache, key_hash)
+        hints.put(key_hash, row)
+    return _context(row, config)
+
+
+async def _read_key(hot: HotPath, cache: AppCache, key_hash: str) -> tuple[KeyRow, AppConfig]:
+    row = await hot.key(key_hash)
     if row is None:
         raise Unauthorized("Access token is invalid")
     if row.status != "normal":
         raise Forbidden("The app's status is abnormal.")
     if not row.enable_api:
         raise Forbidden("The app's API service has been disabled.")
-    config = cache.get(row.id, row.updated_at)
-    if config is None:
-        config = cache.put(row.id, row.updated_at, await hot.config(row.id))
-    if hints is not None:
-        hints.put(key_hash, row)
-    return _context(row, config)
+    return row, await cache.load(hot, row.id, row.updated_at)
 
 
 async def authenticate_hinted(
@@ -128,6 +175,8 @@ async def authenticate_hinted(
     carries the proof that the turn's first write checks (a message's path only)."""
     key_hash = bearer_hash(header)
     row = hints.get(key_hash)
+    if row is None:
+        row = await hints.after_read(key_hash)
     config = None if row is None else cache.get(row.id, row.updated_at)
     if row is None or config is None:
         return await authenticate(hot, cache, header, hints)
