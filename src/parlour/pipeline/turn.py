@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping, Sequence
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,3 +67,34 @@ async def run_turn(turn: TurnInput) -> AsyncGenerator[MessageDelta, None]:
     if state.usage is None:
         prompt = sum(model.count_tokens(m.content) + 4 for m in messages)
         state.usage = Usage(prompt, model.count_tokens("".join(parts)))
+
+
+class EarlyStream:
+    """A turn's deltas whose first one is already being fetched: the model call runs while
+    the turn's rows are written, instead of after. Reading it is reading the turn; a cancel
+    of the reader reaches the model call as before, since the reader awaits the fetch."""
+
+    def __init__(self, stream: AsyncGenerator[MessageDelta, None]):
+        self._stream = stream
+        self._first: asyncio.Task[MessageDelta] | None = asyncio.ensure_future(_first(stream))
+
+    def __aiter__(self) -> AsyncIterator[MessageDelta]:
+        return self
+
+    def __anext__(self) -> Awaitable[MessageDelta]:
+        first, self._first = self._first, None
+        return first if first is not None else self._stream.__anext__()
+
+    async def aclose(self) -> None:
+        """Cancel the fetch if it was never read, then close the turn (its model call)."""
+        first, self._first = self._first, None
+        if first is not None:
+            first.cancel()
+            await asyncio.wait([first])
+            if not first.cancelled():
+                first.exception()  # seen: its failure is this turn's and it is over
+        await self._stream.aclose()
+
+
+async def _first(stream: AsyncGenerator[MessageDelta, None]) -> MessageDelta:
+    return await stream.__anext__()

@@ -1,9 +1,11 @@
 """POST /chat-messages as a use case: rows first, then the turn, then the outcome saved.
 
-The conversation and message rows are written (and the connection returned) before the model
-is called, so the ids are in the first event. Whatever happens next — the end, a stop, a
-client that goes away, a failure — the answer, usage, latency and status are written in
-``finally``: no message stays ``running`` after its stream ended.
+The conversation and message rows are written (and the connection returned) before the first
+event goes out, so the ids are in it. A new conversation's prompt needs nothing from those
+rows, so its model call starts while they are written (``EarlyStream``); a failed write
+cancels it. Whatever happens next — the end, a stop, a client that goes away, a failure —
+the answer, usage, latency and status are written in ``finally``: no message stays
+``running`` after its stream ended.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +28,7 @@ from parlour.errors import (
 )
 from parlour.pipeline.events import ErrorEvent, Event, MessageDelta, MessageEnd
 from parlour.pipeline.prompt import fill
-from parlour.pipeline.turn import TurnInput, TurnState, run_turn
+from parlour.pipeline.turn import EarlyStream, TurnInput, TurnState, run_turn
 from parlour.providers.base import ChatModel
 from parlour.providers.registry import ModelRegistry
 from parlour.services.annotations import AnnotationHit, Annotations
@@ -96,6 +98,7 @@ class _Turn:
     started: float
     name_later: bool
     slot: str | None
+    stream: EarlyStream | None = None  # the model call, when it started with the rows
     released: bool = False
 
 
@@ -216,7 +219,16 @@ class ChatService:
         if not cmd.conversation_id:
             new.mode, new.name = app.mode, initial_name(cmd.query)
             new.introduction = fill(app.config.opening_statement, cmd.inputs)
-        opened = await self.hot.open_turn(new, HISTORY_LIMIT, app.proof)
+        turn, stream = None, None
+        if _prompt_without_rows(app, cmd):
+            turn = TurnInput(app.config, model, cmd.query, cmd.inputs, [])
+            stream = EarlyStream(run_turn(turn))
+        try:
+            opened = await self.hot.open_turn(new, HISTORY_LIMIT, app.proof)
+        except BaseException:
+            if stream is not None:
+                await stream.aclose()
+            raise
         if opened is None:
             raise ConversationNotExists()
         inputs, history = opened
@@ -231,11 +243,13 @@ class ChatService:
                     )
             handle = await self.tasks.register(task_id, end_user_id)
         except BaseException as exc:  # the message row exists: never leave it running
+            if stream is not None:
+                await stream.aclose()
             usage = usage_dict(0, 0, self.settings.price_for(model.name), 0.0)
             await self._finish(message_id, "", usage, "error", f"{type(exc).__name__}: {exc}")
             raise
         run = _Turn(
-            turn=TurnInput(app.config, model, cmd.query, {**variables, **inputs}, history),
+            turn=turn or TurnInput(app.config, model, cmd.query, {**variables, **inputs}, history),
             handle=handle,
             app_id=app.id,
             message_id=message_id,
@@ -243,6 +257,7 @@ class ChatService:
             started=started,
             name_later=not cmd.conversation_id and cmd.auto_generate_name,
             slot=slot,
+            stream=stream,
         )
         return ChatRun(
             task_id=task_id,
@@ -252,8 +267,14 @@ class ChatService:
             mode=app.mode,
             events=self._events(run),
             handle=handle,
-            abandon=lambda: self._settle(run, "", None, "stopped", "The client went away."),
+            abandon=lambda: self._abandon(run),
         )
+
+    async def _abandon(self, run: _Turn) -> None:
+        """A run whose events were never read: its model call (if started) is cancelled."""
+        if run.stream is not None:
+            await run.stream.aclose()
+        await self._settle(run, "", None, "stopped", "The client went away.")
 
     async def _files(self, app: AppContext, cmd: ChatCommand) -> list[FileRef]:
         """The message's `files`, checked (recorded with the message, not shown to the model)."""
@@ -264,11 +285,11 @@ class ChatService:
     async def _events(self, run: _Turn) -> AsyncIterator[Event]:
         turn, handle, started = run.turn, run.handle, run.started
         handle.task = asyncio.current_task()
-        state = turn.state = TurnState()
+        state = turn.state
         parts: list[str] = []
         status, error, first_token = "normal", None, None
         usage: dict[str, Any] | None = None
-        stream = run_turn(turn)
+        stream: EarlyStream | AsyncGenerator[MessageDelta, None] = run.stream or run_turn(turn)
         limits = self.settings
         deadline = started + limits.max_execution_time
         resources: list[dict[str, Any]] = []
@@ -444,6 +465,18 @@ class ChatService:
                     log.error("could not save message %s: %r", outcome.message_id, exc)
                     return
             delay = min(delay * 2, 5.0)
+
+
+def _prompt_without_rows(app: AppContext, cmd: ChatCommand) -> bool:
+    """Whether the turn's prompt needs nothing its rows return or later steps add: a new
+    conversation (no history) with no conversation variables, annotation reply or knowledge."""
+    config = app.config
+    return not (
+        cmd.conversation_id
+        or config.conversation_variables
+        or config.annotation_reply.enabled
+        or config.dataset_configs
+    )
 
 
 async def _next_delta(

@@ -1,0 +1,65 @@
+"""A new conversation's model call runs while its rows are written; a write that fails
+cancels it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from parlour.storage.db import make_sessionmaker
+from parlour.storage.models import ApiKey, Message, utcnow
+from tests.conftest import Server
+
+BODY = {"query": "hi there", "user": "u", "response_mode": "blocking", "auto_generate_name": False}
+
+
+async def post(server: Server, body: dict[str, Any]) -> Any:
+    return await server.client.post("/v1/chat-messages", json=body, headers=server.auth())
+
+
+async def messages(server: Server) -> list[Message]:
+    engine = server.database.engine()
+    async with make_sessionmaker(engine)() as session:
+        rows = list((await session.scalars(select(Message))).all())
+    await engine.dispose()
+    return rows
+
+
+async def test_new_conversation_calls_the_model_while_its_rows_are_written(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    open_turn = server.state.hot.open_turn
+    calls_during: list[int] = []
+
+    async def slow_open(*args: Any, **kwargs: Any) -> Any:
+        before = len(server.fake.calls)
+        await asyncio.sleep(0.2)  # the model is asked meanwhile, if it is asked early
+        calls_during.append(len(server.fake.calls) - before)
+        return await open_turn(*args, **kwargs)
+
+    monkeypatch.setattr(server.state.hot, "open_turn", slow_open)
+    first = (await post(server, BODY)).json()
+    assert first["answer"] == "echo: hi there"
+    # a continued conversation's prompt needs its history: the model waits for the rows
+    again = await post(server, {**BODY, "conversation_id": first["conversation_id"]})
+    assert again.json()["answer"] == "echo: hi there"
+    assert calls_during == [1, 0]
+    assert [m.status for m in await messages(server)] == ["normal", "normal"]
+
+
+async def test_a_failed_write_cancels_the_early_model_call(server: Server) -> None:
+    """The key was revoked after the worker remembered it: the turn's proof fails, so the
+    model call that started with it is cancelled, and the client gets 401 with no row."""
+    server.fake.delay = 0.2  # still answering when the write fails
+    assert (await post(server, BODY)).status_code == 200
+    engine = server.database.engine()
+    async with make_sessionmaker(engine).begin() as session:
+        await session.execute(update(ApiKey).values(revoked_at=utcnow()))
+    await engine.dispose()
+    r = await post(server, BODY)
+    assert r.status_code == 401 and r.json()["message"] == "Access token is invalid"
+    assert (len(server.fake.calls), server.fake.finished, server.fake.cancelled) == (2, 1, 1)
+    assert len(await messages(server)) == 1
