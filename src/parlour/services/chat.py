@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from parlour.config import Settings
 from parlour.errors import (
-    CompletionRequestError,
     ConversationNotExists,
     InternalError,
     ParlourError,
@@ -39,13 +38,13 @@ from parlour.services.files import FileRef, Files
 from parlour.services.inputs import check_inputs
 from parlour.services.knowledge import Knowledge, citations, context_of
 from parlour.services.limits import Limiter
+from parlour.services.outcomes import Outcomes
 from parlour.services.tasks import TaskHandle, TaskRegistry
 from parlour.services.titles import TitleWriter, initial_name, title_or_none
 from parlour.services.usage import usage_dict
 from parlour.services.variables import prompt_values
-from parlour.services.watchdog import Watchdog
+from parlour.services.watchdog import Watchdog, absorb_stop, next_delta
 from parlour.services.workers import Workers
-from parlour.storage.db import unavailable
 from parlour.storage.hotpath import HotPath, NewTurn, Outcome
 from parlour.storage.models import epoch, new_id, utcnow
 
@@ -131,6 +130,7 @@ class ChatService:
         self.files = files
         self.annotations = annotations
         self.titles = TitleWriter(hot, background.spawn)
+        self.outcomes = Outcomes(hot, background.spawn)
 
     def active_limit(self, app: AppContext) -> int:
         """Dify's rule: the smallest positive of (the app's limit or the default) and the cap."""
@@ -310,7 +310,7 @@ class ChatService:
             resources = await self._retrieve(run)
             while not handle.stopped:
                 wait = limits.token_timeout if parts else limits.first_token_timeout
-                event = await _next_delta(stream, handle, watch, wait)
+                event = await next_delta(stream, handle, watch, wait)
                 if event is None:
                     break
                 if first_token is None:
@@ -320,7 +320,7 @@ class ChatService:
                 yield event
             if handle.stopped:
                 status = "stopped"
-                await _absorb_stop(handle)
+                await absorb_stop(handle)
             latency = time.perf_counter() - started
             usage = self._usage(turn, state, parts, latency, first_token)
             ended = True
@@ -441,30 +441,7 @@ class ChatService:
         name: str | None = None,
     ) -> None:
         outcome = Outcome(message_id, answer, usage, status, error, utcnow(), conversation_id, name)
-        try:
-            await self.hot.close_turn(outcome)
-        except Exception as exc:
-            if not unavailable(exc):
-                log.exception("could not save message %s", message_id)
-                return
-            log.warning("database unavailable: saving message %s later", message_id)
-            self.background.spawn(self._finish_later(outcome))
-
-    async def _finish_later(self, outcome: Outcome, give_up: float = 300.0) -> None:
-        """Save an outcome once the database is back (it restarted mid-answer)."""
-        deadline = time.monotonic() + give_up
-        delay = 0.25
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                await self.hot.close_turn(outcome)
-                log.info("message %s saved after the database came back", outcome.message_id)
-                return
-            except Exception as exc:
-                if not unavailable(exc) or time.monotonic() > deadline:
-                    log.error("could not save message %s: %r", outcome.message_id, exc)
-                    return
-            delay = min(delay * 2, 5.0)
+        await self.outcomes.save(outcome)
 
 
 def _prompt_without_rows(app: AppContext, cmd: ChatCommand) -> bool:
@@ -479,35 +456,6 @@ def _prompt_without_rows(app: AppContext, cmd: ChatCommand) -> bool:
     )
 
 
-async def _next_delta(
-    stream: AsyncIterator[MessageDelta], handle: TaskHandle, watch: Watchdog, wait: float
-) -> MessageDelta | None:
-    """The next delta; ``None`` when the turn is over, a stop cancelled the model call, or
-    the execution cap passed (Dify ends those like a stop). Raises when the model is silent
-    for longer than ``wait``."""
-    handle.waiting = True
-    watch.expect(wait)
-    try:
-        return await stream.__anext__()
-    except StopAsyncIteration:
-        return None
-    except asyncio.CancelledError:
-        fired, stop = watch.fired, handle.cancel_sent
-        if not fired and not stop:
-            raise  # the client went away: not ours to swallow
-        task = asyncio.current_task()
-        assert task is not None
-        for _ in range(bool(fired) + bool(stop)):
-            task.uncancel()
-        handle.cancel_sent = False
-        if fired == "silent" and not stop:
-            raise CompletionRequestError("The model did not answer in time.") from None
-        handle.stopped = True
-        return None
-    finally:
-        handle.waiting = False
-
-
 def _ready_title(title: asyncio.Task[str | None] | None, status: str) -> str | None:
     """The title made while the answer streamed, if it is there; an answer that failed gets
     none (its title call is cancelled)."""
@@ -519,13 +467,3 @@ def _ready_title(title: asyncio.Task[str | None] | None, status: str) -> str | N
     if not title.done() or title.cancelled():
         return None
     return title.result()
-
-
-async def _absorb_stop(handle: TaskHandle) -> None:
-    """A stop that asked for a cancel which has not landed yet: take it here, not later."""
-    if handle.cancel_sent:
-        handle.cancel_sent = False
-        try:
-            await asyncio.sleep(0)
-        except asyncio.CancelledError:
-            asyncio.current_task().uncancel()  # type: ignore[union-attr]

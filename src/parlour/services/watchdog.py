@@ -1,4 +1,5 @@
-"""How long a generation may wait on its model: one timer per stream, not one per token.
+"""How long a generation may wait on its model: one timer per stream, not one per token;
+and the wait for the next delta, which a stop, the timer or a client that left may end.
 
 A per-token ``asyncio.timeout`` schedules and cancels a timer for every token. ``Watchdog``
 keeps one timer per stream that fires only when the model has been silent for ``wait``
@@ -8,8 +9,11 @@ seconds or the run reached its execution cap; each token just records the time.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Literal
 
+from parlour.errors import CompletionRequestError
+from parlour.pipeline.events import MessageDelta
 from parlour.services.tasks import TaskHandle
 
 Fired = Literal["", "silent", "cap"]
@@ -59,3 +63,42 @@ class Watchdog:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+async def next_delta(
+    stream: AsyncIterator[MessageDelta], handle: TaskHandle, watch: Watchdog, wait: float
+) -> MessageDelta | None:
+    """The next delta; ``None`` when the turn is over, a stop cancelled the model call, or
+    the execution cap passed (Dify ends those like a stop). Raises when the model is silent
+    for longer than ``wait``."""
+    handle.waiting = True
+    watch.expect(wait)
+    try:
+        return await stream.__anext__()
+    except StopAsyncIteration:
+        return None
+    except asyncio.CancelledError:
+        fired, stop = watch.fired, handle.cancel_sent
+        if not fired and not stop:
+            raise  # the client went away: not ours to swallow
+        task = asyncio.current_task()
+        assert task is not None
+        for _ in range(bool(fired) + bool(stop)):
+            task.uncancel()
+        handle.cancel_sent = False
+        if fired == "silent" and not stop:
+            raise CompletionRequestError("The model did not answer in time.") from None
+        handle.stopped = True
+        return None
+    finally:
+        handle.waiting = False
+
+
+async def absorb_stop(handle: TaskHandle) -> None:
+    """A stop that asked for a cancel which has not landed yet: take it here, not later."""
+    if handle.cancel_sent:
+        handle.cancel_sent = False
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
