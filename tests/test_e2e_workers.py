@@ -9,6 +9,8 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -140,3 +142,46 @@ def test_killed_worker_message_is_marked_failed(workers: tuple[Process, str]) ->
         headers={"Authorization": f"Bearer {process.key}"}, timeout=60,
     )
     assert r.status_code == 200
+
+
+@pytest.mark.timeout(120)
+def test_a_burst_of_connections_reaches_both_workers(workers: tuple[Process, str]) -> None:
+    """Each worker listens on a socket of its own: the kernel spreads new connections over
+    them, where with one shared socket the first worker to wake could take a whole burst."""
+    process, schema = workers
+
+    async def first_event(i: int) -> None:
+        async with httpx.AsyncClient(timeout=30) as client:  # a connection of its own
+            async with client.stream(
+                "POST", process.base + "/v1/chat-messages",
+                json={"query": f"burst {i}", "user": "w", "auto_generate_name": False},
+                headers={"Authorization": f"Bearer {process.key}"},
+            ) as response:
+                async for line in response.aiter_lines():
+                    if line.startswith("data: "):
+                        return
+
+    async def burst() -> None:
+        await asyncio.gather(*(first_event(i) for i in range(24)))
+
+    asyncio.run(burst())
+    counts = sorted(int(str(n)) for _, n in _sql(
+        schema, "SELECT worker, count(*) FROM messages GROUP BY worker"
+    ))
+    assert sum(counts) == 24
+    assert len(counts) == 2 and counts[0] >= 4, counts
+
+
+@pytest.mark.timeout(120)
+def test_a_second_server_on_the_port_fails(workers: tuple[Process, str], tmp_path: Path) -> None:
+    process, _ = workers
+    env = {**os.environ, "PARLOUR_PORT": process.base.rsplit(":", 1)[1],
+           "PARLOUR_DATA_DIR": str(tmp_path / "other"), "PARLOUR_DATABASE_URL": "",
+           "PARLOUR_WORKERS": "2", "NO_COLOR": "1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "parlour.cli", "serve"], env=env, capture_output=True,
+        text=True, timeout=90, stdin=subprocess.DEVNULL, check=False,
+    )
+    assert out.returncode != 0
+    assert "Address already in use" in out.stdout + out.stderr
+

@@ -39,7 +39,7 @@ def serve(
     workers: int = typer.Option(None, help="Worker processes (PARLOUR_WORKERS)."),
 ) -> None:
     """Migrate, create the demo app on first start, and serve the API."""
-    import uvicorn
+    from parlour.serving import serve as run_server
 
     settings = Settings()
     prepared = asyncio.run(prepare(settings))
@@ -50,17 +50,8 @@ def serve(
         )
     elif prepared:
         console.print("Using the existing app(s); `parlour keys create demo` makes a new key.")
-    uvicorn.run(
-        "parlour.main:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers or settings.workers,
-        log_level=settings.log_level,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.shutdown_grace),
+    run_server(
+        settings, host or settings.host, port or settings.port, workers or settings.workers
     )
 
 
