@@ -63,3 +63,23 @@ async def test_a_failed_write_cancels_the_early_model_call(server: Server) -> No
     assert r.status_code == 401 and r.json()["message"] == "Access token is invalid"
     assert (len(server.fake.calls), server.fake.finished, server.fake.cancelled) == (2, 1, 1)
     assert len(await messages(server)) == 1
+
+
+async def test_a_client_gone_before_the_first_token_cancels_the_early_call(
+    server: Server,
+) -> None:
+    server.fake.delay = 0.5  # the first token comes after the client has gone
+    async with server.client.stream(
+        "POST", "/v1/chat-messages", headers=server.auth(),
+        json={**BODY, "response_mode": "streaming"},
+    ) as response:
+        assert response.status_code == 200  # the rows are written: the stream has begun
+        await asyncio.sleep(0.2)
+    for _ in range(50):
+        rows = await messages(server)
+        if rows and rows[0].status != "running" and server.fake.cancelled:
+            break
+        await asyncio.sleep(0.1)
+    assert [(m.status, m.answer) for m in rows] == [("stopped", "")]
+    assert (server.fake.cancelled, server.fake.finished) == (1, 0)
+

@@ -99,6 +99,13 @@ class EventStreamResponse(Response):
         self.framer = Framer(run)
         self.ping_interval = ping_interval
 
+    async def _start(self, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+        except BaseException:  # never started: the run is settled (its model call cancelled)
+            await self.run.close()
+            raise
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
         main = asyncio.current_task()
@@ -121,7 +128,7 @@ class EventStreamResponse(Response):
                     last_sent = loop.time()
                     await send({"type": "http.response.body", "body": PING, "more_body": True})
 
-        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+        await self._start(send)
         watcher, pinger = loop.create_task(watch()), loop.create_task(ping())
         events = self.run.events
         done = False

@@ -87,10 +87,11 @@ class EarlyStream:
 
     async def aclose(self) -> None:
         """Cancel the fetch if it was never read, then close the turn (its model call)."""
-        first, self._first = self._first, None
+        first = self._first
         if first is not None:
             first.cancel()
-            await asyncio.wait([first])
+            await asyncio.wait([first])  # kept until it is over: a cancel here can close again
+            self._first = None
             if not first.cancelled():
                 first.exception()  # seen: its failure is this turn's and it is over
         await self._stream.aclose()

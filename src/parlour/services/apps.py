@@ -133,8 +133,13 @@ class AppCache:
         load = self._loads.get(key)
         if load is None:
             load = self._loads[key] = asyncio.ensure_future(self._read(hot, key))
-            load.add_done_callback(lambda _: self._loads.pop(key, None))
+            load.add_done_callback(lambda done: self._loaded(key, done))
         return await asyncio.shield(load)  # a waiter that goes away leaves the read to others
+
+    def _loaded(self, key: tuple[str, datetime], load: asyncio.Future[AppConfig]) -> None:
+        del self._loads[key]
+        if not load.cancelled():
+            load.exception()  # seen, even when every waiter has gone away
 
     async def _read(self, hot: HotPath, key: tuple[str, datetime]) -> AppConfig:
         return self.put(key[0], key[1], await hot.config(key[0]))

@@ -243,10 +243,12 @@ class ChatService:
                     )
             handle = await self.tasks.register(task_id, end_user_id)
         except BaseException as exc:  # the message row exists: never leave it running
-            if stream is not None:
-                await stream.aclose()
-            usage = usage_dict(0, 0, self.settings.price_for(model.name), 0.0)
-            await self._finish(message_id, "", usage, "error", f"{type(exc).__name__}: {exc}")
+            try:
+                if stream is not None:
+                    await stream.aclose()
+            finally:
+                usage = usage_dict(0, 0, self.settings.price_for(model.name), 0.0)
+                await self._finish(message_id, "", usage, "error", f"{type(exc).__name__}: {exc}")
             raise
         run = _Turn(
             turn=turn or TurnInput(app.config, model, cmd.query, {**variables, **inputs}, history),
@@ -272,9 +274,11 @@ class ChatService:
 
     async def _abandon(self, run: _Turn) -> None:
         """A run whose events were never read: its model call (if started) is cancelled."""
-        if run.stream is not None:
-            await run.stream.aclose()
-        await self._settle(run, "", None, "stopped", "The client went away.")
+        try:
+            if run.stream is not None:
+                await run.stream.aclose()
+        finally:
+            await self._settle(run, "", None, "stopped", "The client went away.")
 
     async def _files(self, app: AppContext, cmd: ChatCommand) -> list[FileRef]:
         """The message's `files`, checked (recorded with the message, not shown to the model)."""
