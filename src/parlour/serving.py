@@ -12,11 +12,13 @@ already in use fails at start as before.
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import multiprocess
 
 from parlour.config import Settings
@@ -39,25 +41,36 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
     if workers <= 1 or not sys.platform.startswith("linux"):  # elsewhere it does not balance
         uvicorn.run(APP, **options)
         return
-    config = uvicorn.Config(APP, **options)
     _check_free(host, port)  # a second server on the port must not quietly share it
-    with reuse_port_socket(host, port):  # the port, held for the workers
+    with reuse_port_socket(host, port) as held:  # the port, held for the workers
+        options["port"] = held.getsockname()[1]  # port 0: the one the system chose
+        config = uvicorn.Config(APP, **options)
         # every worker the supervisor makes, replacements included, binds its own socket
         multiprocess.Process = OwnSocketWorker  # type: ignore[misc]
         try:
             multiprocess.Multiprocess(config, sockets=[]).run()
         except KeyboardInterrupt:
             pass
+        finally:
+            multiprocess.Process = UvicornWorker  # type: ignore[misc]
 
 
-class OwnSocketWorker(multiprocess.Process):
+UvicornWorker = multiprocess.Process
+
+
+class OwnSocketWorker(UvicornWorker):
     def target(self, sockets: list[socket.socket] | None = None) -> None:  # pragma: no cover
-        sock = reuse_port_socket(self.config.host, self.config.port)
-        sock.listen(self.config.backlog)
+        try:  # uvicorn's server listens on it once the app has started, not before
+            sock = reuse_port_socket(self.config.host, self.config.port)
+        except OSError as exc:
+            logging.getLogger("uvicorn.error").error("cannot listen: %s", exc)
+            sys.exit(STARTUP_FAILURE)  # the supervisor stops rather than retry for ever
         super().target([sock])
 
 
 def _check_free(host: str, port: int) -> None:
+    """A port something listens on is refused. (Two servers started within the same second
+    or two, before either has a worker listening, can still both pass.)"""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
