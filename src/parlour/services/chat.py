@@ -223,16 +223,13 @@ class ChatService:
         if _prompt_without_rows(app, cmd):
             turn = TurnInput(app.config, model, cmd.query, cmd.inputs, [])
             stream = EarlyStream(run_turn(turn))
+        written = False
         try:
             opened = await self.hot.open_turn(new, HISTORY_LIMIT, app.proof)
-        except BaseException:
-            if stream is not None:
-                await stream.aclose()
-            raise
-        if opened is None:
-            raise ConversationNotExists()
-        inputs, history = opened
-        try:
+            if opened is None:
+                raise ConversationNotExists()
+            written = True
+            inputs, history = opened
             if refs and self.files is not None:
                 await self.files.attach(app.id, message_id, refs)
             variables: dict[str, Any] = {}
@@ -242,13 +239,15 @@ class ChatService:
                         session, app.config, app.id, conversation_id, now
                     )
             handle = await self.tasks.register(task_id, end_user_id)
-        except BaseException as exc:  # the message row exists: never leave it running
+        except BaseException as exc:
             try:
-                if stream is not None:
+                if stream is not None:  # the model call that started with the write
                     await stream.aclose()
             finally:
-                usage = usage_dict(0, 0, self.settings.price_for(model.name), 0.0)
-                await self._finish(message_id, "", usage, "error", f"{type(exc).__name__}: {exc}")
+                if written:  # the message row exists: never leave it running
+                    usage = usage_dict(0, 0, self.settings.price_for(model.name), 0.0)
+                    error = f"{type(exc).__name__}: {exc}"
+                    await self._finish(message_id, "", usage, "error", error)
             raise
         run = _Turn(
             turn=turn or TurnInput(app.config, model, cmd.query, {**variables, **inputs}, history),
