@@ -36,3 +36,25 @@ def test_no_history_fits_when_query_is_huge() -> None:
         context_window=1000, max_tokens=None,
     )
     assert [m.role for m in messages] == ["user"]
+
+
+def test_tokens_are_counted_only_when_the_history_may_not_fit() -> None:
+    calls: list[str] = []
+
+    def counting(text: str) -> int:
+        calls.append(text)
+        return count_tokens(text)
+
+    history = [("q1", "a1"), ("q2", "a2")]
+    short = build_messages(
+        system="sys", history=history, query="now?", count=counting,
+        context_window=8192, max_tokens=None,
+    )
+    assert calls == [] and len(short) == 6  # even at a token per byte it all fits
+    long_turns = [("q " * 300, "a " * 300)] * 3  # 1,800 bytes a turn, about 600 tokens
+    kept = build_messages(
+        system="sys", history=long_turns, query="now?", count=counting,
+        context_window=2400, max_tokens=100,
+    )
+    assert calls, "a history that may not fit is counted exactly"
+    assert len(kept) == 2 + 2 * 3  # and exactly, all three turns fit

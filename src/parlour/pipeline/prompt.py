@@ -36,6 +36,9 @@ def build_messages(
 ) -> list[ChatMessage]:
     """System prompt, then as many of the newest (query, answer) turns as fit, then the query."""
     budget = context_window - (max_tokens or min(DEFAULT_ANSWER_RESERVE, context_window // 4))
+    texts = [system, query, *(t for turn in history for t in turn)]
+    if sum(_most_tokens(t) + PER_MESSAGE_OVERHEAD for t in texts) <= budget:
+        count = _most_tokens  # everything fits even at its most: no need to count exactly
     used = count(query) + PER_MESSAGE_OVERHEAD
     if system:
         used += count(system) + PER_MESSAGE_OVERHEAD
@@ -52,6 +55,13 @@ def build_messages(
         messages.append(ChatMessage("assistant", a))
     messages.append(ChatMessage("user", query))
     return messages
+
+
+def _most_tokens(text: str) -> int:
+    """At least as many tokens as any tokenizer here makes of ``text``: each token of a
+    byte-level BPE or byte-fallback vocabulary holds at least one UTF-8 byte (plus a start
+    token and a leading-space piece)."""
+    return len(text.encode()) + 2
 
 
 CONTEXT_MARK = "{{#context#}}"

@@ -110,7 +110,7 @@ class Message(Base):
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     end_user_id: Mapped[str] = mapped_column(String(36))
     task_id: Mapped[str] = mapped_column(String(36))
