@@ -225,7 +225,12 @@ class ChatService:
             stream = EarlyStream(run_turn(turn))
         written = False
         try:
-            opened = await self.hot.open_turn(new, HISTORY_LIMIT, app.proof)
+            try:
+                opened = await self.hot.open_turn(new, HISTORY_LIMIT, app.proof)
+            except asyncio.CancelledError:
+                # the write may have gone through (it is over by now): finish the row if so
+                written = True
+                raise
             if opened is None:
                 raise ConversationNotExists()
             written = True

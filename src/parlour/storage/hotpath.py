@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 import orjson
 from sqlalchemy.engine import make_url
 
+from parlour.storage.batch import GroupWriter
 from parlour.storage.serial import SerialThread
 
 _AUTH = (
@@ -70,6 +72,44 @@ _RENAME_MANY = (
     "UPDATE conversations AS c SET name = v.name, updated_at = v.at"
     " FROM unnest($1::varchar[], $2::varchar[], $3::timestamp[]) AS v(id, name, at)"
     " WHERE c.id = v.id"
+)
+
+# several new conversations with their first messages, in one statement (PostgreSQL): each
+# row is written only while its key row holds (key_hash null: no proof needed); the ids of
+# the messages written come back
+_OPEN_MANY = (
+    "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+    " $5::text[], $6::text[], $7::text[], $8::timestamp[], $9::text[], $10::text[], $11::text[],"
+    " $12::text[], $13::text[], $14::text[], $15::timestamp[], $16::int[]) AS v(cid, app_id,"
+    " end_user_id, mode, name, inputs, introduction, at, mid, task_id, model, query, worker,"
+    " key_hash, stamp, most)),"
+    " ok AS (SELECT v.* FROM v WHERE v.key_hash IS NULL OR EXISTS (SELECT 1 FROM api_keys k"
+    " JOIN apps a ON a.id = k.app_id WHERE k.key_hash = v.key_hash AND k.revoked_at IS NULL"
+    " AND a.id = v.app_id AND a.updated_at = v.stamp AND a.status = 'normal' AND a.enable_api"
+    " AND a.mode = v.mode AND a.max_active_requests = v.most)),"
+    " c AS (INSERT INTO conversations (id, app_id, end_user_id, mode, name, inputs,"
+    " introduction, status, created_at, updated_at) SELECT cid, app_id, end_user_id, mode,"
+    " name, inputs::json, introduction, 'normal', at, at FROM ok RETURNING id)"
+    " INSERT INTO messages (id, app_id, conversation_id, end_user_id, task_id, model, query,"
+    " answer, inputs, prompt_tokens, completion_tokens, prompt_unit_price,"
+    " completion_unit_price, price_unit, total_price, currency, latency, status, worker,"
+    " created_at, updated_at) SELECT ok.mid, ok.app_id, c.id, ok.end_user_id, ok.task_id,"
+    " ok.model, ok.query, '', ok.inputs::json, 0, 0, '0', '0', '0.001', '0', 'USD', 0,"
+    " 'running', ok.worker, ok.at, ok.at FROM ok JOIN c ON c.id = ok.cid RETURNING id"
+)
+
+# several outcomes, and the titles that came with them, in one statement (PostgreSQL)
+_CLOSE_MANY = (
+    "WITH v AS (SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::text[], $5::text[],"
+    " $6::text[], $7::text[], $8::text[], $9::float8[], $10::text[], $11::text[],"
+    " $12::timestamp[], $13::text[], $14::text[], $15::text[]) AS v(answer, pt, ct, pup, cup,"
+    " pu, tp, cur, latency, status, error, at, mid, name, cid)),"
+    " m AS (UPDATE messages AS m SET answer = v.answer, prompt_tokens = v.pt,"
+    " completion_tokens = v.ct, prompt_unit_price = v.pup, completion_unit_price = v.cup,"
+    " price_unit = v.pu, total_price = v.tp, currency = v.cur, latency = v.latency,"
+    " status = v.status, error = v.error, updated_at = v.at FROM v WHERE m.id = v.mid)"
+    " UPDATE conversations AS c SET name = v.name, updated_at = v.at FROM v"
+    " WHERE v.name IS NOT NULL AND c.id = v.cid"
 )
 
 
@@ -398,6 +438,8 @@ class PostgresHotPath:
         self._new_turn_proved = turn
         # the outcome ($1-$13, time $12) and the conversation's title ($14, id $15) at once
         self._finish_named = f"WITH m AS ({self._finish}) " + _sql(_RENAME, ["$14", "$12", "$15"])
+        self._opens: GroupWriter[tuple[NewTurn, KeyProof | None]] = GroupWriter(self._open_many)
+        self._closes: GroupWriter[Outcome] = GroupWriter(self._close_many)
 
     async def _get_pool(self) -> Any:
         if self._pool is None:
@@ -433,24 +475,10 @@ class PostgresHotPath:
     async def open_turn(
         self, t: NewTurn, history_limit: int, proof: KeyProof | None = None
     ) -> tuple[dict[str, Any], list[tuple[str, str]]] | None:
-        pool = await self._get_pool()
-        if t.name is not None:  # a new conversation: both rows in one statement, one round trip
-            inputs_json = orjson.dumps(t.inputs).decode()
-            values = (
-                t.conversation_id, t.app_id, t.end_user_id, t.mode, t.name, inputs_json,
-                t.introduction, t.now, t.message_id, t.task_id, t.model, t.query, t.worker,
-            )  # fmt: skip
-            if proof is None:
-                await pool.execute(self._new_turn, *values, timeout=self.timeout)
-            else:
-                _, _, updated_at, _, most = proof.params()
-                status = await pool.execute(
-                    self._new_turn_proved, *values, proof.key_hash, updated_at, most,
-                    timeout=self.timeout,
-                )  # fmt: skip
-                if status.endswith(" 0"):
-                    raise StaleKey()
+        if t.name is not None:  # a new conversation: both rows in one statement, with others
+            await self._opens.submit((t, proof))
             return t.inputs, []
+        pool = await self._get_pool()
         # a continued conversation: its inputs and history are read in the same transaction
         async with pool.acquire(timeout=self.timeout) as conn, conn.transaction():
             if proof is not None and await conn.fetchval(self._proof, *proof.params()) is None:
@@ -470,7 +498,54 @@ class PostgresHotPath:
             await conn.execute(self._new_message, *_message_params(t, inputs_json, t.now))
         return inputs, [(r[0], r[1]) for r in reversed(rows) if r[1]]
 
+    async def _open_many(self, items: list[tuple[NewTurn, KeyProof | None]]) -> list[Any]:
+        """None for each turn written, StaleKey for each whose key row no longer holds."""
+        if len(items) == 1:
+            return [await self._open_one(*items[0])]
+        pool = await self._get_pool()
+        rows = [_open_row(t, proof) for t, proof in items]
+        try:
+            written = await pool.fetch(_OPEN_MANY, *map(list, zip(*rows, strict=True)),
+                                       timeout=self.timeout)  # fmt: skip
+        except Exception as exc:
+            if not _row_error(exc):
+                raise
+            return [await _caught(self._open_one(t, proof)) for t, proof in items]
+        ids = {r[0] for r in written}
+        return [None if t.message_id in ids else StaleKey() for t, _ in items]
+
+    async def _open_one(self, t: NewTurn, proof: KeyProof | None) -> StaleKey | None:
+        pool = await self._get_pool()
+        values = _open_row(t, None)[:13]
+        if proof is None:
+            await pool.execute(self._new_turn, *values, timeout=self.timeout)
+            return None
+        _, _, updated_at, _, most = proof.params()
+        status = await pool.execute(
+            self._new_turn_proved, *values, proof.key_hash, updated_at, most, timeout=self.timeout
+        )
+        return StaleKey() if status.endswith(" 0") else None
+
     async def close_turn(self, o: Outcome) -> None:
+        await self._closes.submit(o)
+
+    async def _close_many(self, outcomes: list[Outcome]) -> list[Any]:
+        if len(outcomes) == 1:
+            await self._close_one(outcomes[0])
+            return [None]
+        pool = await self._get_pool()
+        rows = [(*_outcome_params(o), o.now, o.message_id, o.name, o.conversation_id or None)
+                for o in outcomes]  # fmt: skip
+        try:
+            await pool.execute(_CLOSE_MANY, *map(list, zip(*rows, strict=True)),
+                               timeout=self.timeout)  # fmt: skip
+        except Exception as exc:
+            if not _row_error(exc):
+                raise
+            return [await _caught(self._close_one(o)) for o in outcomes]
+        return [None] * len(outcomes)
+
+    async def _close_one(self, o: Outcome) -> None:
         pool = await self._get_pool()
         if o.name is None:
             await pool.execute(self._finish, *_outcome_params(o), o.now, o.message_id)
@@ -489,6 +564,33 @@ class PostgresHotPath:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+def _open_row(t: NewTurn, proof: KeyProof | None) -> tuple[Any, ...]:
+    """A new turn's values in _OPEN_MANY's order (the first 13 are _new_turn's)."""
+    key_hash, stamp, most = None, None, None
+    if proof is not None:
+        key_hash, _, stamp, _, most = proof.params()
+    return (
+        t.conversation_id, t.app_id, t.end_user_id, t.mode, t.name,
+        orjson.dumps(t.inputs).decode(), t.introduction, t.now, t.message_id, t.task_id,
+        t.model, t.query, t.worker, key_hash, stamp, most,
+    )  # fmt: skip
+
+
+def _row_error(exc: Exception) -> bool:
+    """An error one row of a group write can cause (a constraint, a value): the rows are then
+    written one by one, so that only that row's caller gets it."""
+    import asyncpg
+
+    return isinstance(exc, asyncpg.IntegrityConstraintViolationError | asyncpg.DataError)
+
+
+async def _caught(write: Awaitable[Any]) -> Any:
+    try:
+        return await write
+    except Exception as exc:
+        return exc
 
 
 async def _keep_session(_conn: Any) -> None:
