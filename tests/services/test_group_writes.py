@@ -72,6 +72,55 @@ async def test_a_cancelled_caller_waits_for_its_write_or_drops_it() -> None:
     assert rec.batches == [[1]]
 
 
+async def test_a_second_cancel_still_waits_for_the_write() -> None:
+    rec = Recorder()
+    writer: GroupWriter[Any] = GroupWriter(rec.write)
+    caller = asyncio.ensure_future(writer.submit(1))
+    await asyncio.sleep(0.001)
+    caller.cancel()
+    await asyncio.sleep(0)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert writer._flight is None or writer._flight.done()  # the write was over first
+
+
+async def test_a_drain_cancelled_before_it_starts_leaves_no_caller_waiting() -> None:
+    rec = Recorder()
+    writer: GroupWriter[Any] = GroupWriter(rec.write)
+    caller = asyncio.ensure_future(writer.submit(1))
+    await asyncio.sleep(0)  # queued; the drain task has not run yet
+    assert writer._flight is not None
+    writer._flight.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(caller, 1)
+    assert await writer.submit(2) == 4  # and the writer still works
+    assert rec.batches == [[2]]
+
+
+async def test_postgres_close_writes_what_was_accepted_first() -> None:
+    async with pg_schema(PG_URL) as db:
+        engine = db.engine()
+        sessions = make_sessionmaker(engine)
+        app, user, _, _ = await _fixture_rows(sessions)
+        hot = make_hot_path(db.url, db.schema)
+        turns = [_turn(app, user, n) for n in range(6)]
+        await asyncio.gather(*(hot.open_turn(t, 10) for t in turns))
+        closing = [
+            asyncio.ensure_future(hot.close_turn(
+                Outcome(t.message_id, "done", USAGE, "normal", None, utcnow())
+            ))
+            for t in turns
+        ]  # fmt: skip
+        await asyncio.sleep(0)
+        await hot.close()  # while the outcomes are queued or on their way
+        await asyncio.gather(*closing)
+        async with sessions() as s:
+            statuses = (await s.scalars(select(Message.status))).all()
+        assert statuses == ["normal"] * 6
+        await engine.dispose()
+
+
 async def _fixture_rows(sessions: Any) -> tuple[str, str, str, Any]:
     app, user, key_hash = str(uuid.uuid4()), str(uuid.uuid4()), uuid.uuid4().hex
     now = utcnow()

@@ -9,6 +9,7 @@ them. An item alone goes at once (one loop turn later), so a quiet server waits 
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
@@ -32,8 +33,9 @@ class GroupWriter(Generic[T]):
         loop = asyncio.get_running_loop()
         entry = (item, loop.create_future())
         self._queue.append(entry)
-        if self._flight is None:
+        if self._flight is None or self._flight.done():
             self._flight = loop.create_task(self._drain())
+            self._flight.add_done_callback(self._drained)
         fut = entry[1]
         try:
             return await asyncio.shield(fut)
@@ -41,38 +43,59 @@ class GroupWriter(Generic[T]):
             if entry in self._queue:  # not taken yet: never written
                 self._queue.remove(entry)
                 fut.cancel()
-            else:
-                await asyncio.wait([fut])
-                if not fut.cancelled():
-                    fut.exception()  # retrieved: the caller is gone
+                raise
+            while not fut.done():  # a second cancel does not cut this short
+                try:
+                    await asyncio.wait([fut])
+                except asyncio.CancelledError:
+                    pass
+            if not fut.cancelled():
+                fut.exception()  # retrieved: the caller is gone
             raise
 
+    async def flush(self) -> None:
+        """Wait until every item submitted so far is written (before the pool closes)."""
+        while self._flight is not None and not self._flight.done():
+            await asyncio.wait([self._flight])
+
     async def _drain(self) -> None:
-        batch: list[tuple[T, asyncio.Future[Any]]] = []
-        try:
-            while self._queue:
-                batch, self._queue = self._queue[: self.limit], self._queue[self.limit :]
-                try:
-                    results = await self._write_many([item for item, _ in batch])
-                except Exception as exc:
-                    results = [exc] * len(batch)
-                for (_, fut), result in zip(batch, results, strict=True):
-                    if fut.done():
-                        continue
-                    if isinstance(result, BaseException):
-                        fut.set_exception(result)
-                    else:
-                        fut.set_result(result)
-                batch = []
-        except BaseException as exc:  # cancelled (shutdown): no caller waits for ever
-            for _, fut in batch + self._queue:
+        while self._queue:
+            batch, self._queue = self._queue[: self.limit], self._queue[self.limit :]
+            try:
+                results = await self._write_many([item for item, _ in batch])
+            except Exception as exc:
+                results = [exc] * len(batch)
+            except BaseException:  # cancelled: its callers hear of it, not a hang
+                self._queue = batch + self._queue
+                raise
+            seen: set[int] = set()
+            for (_, fut), result in zip(batch, results, strict=True):
                 if fut.done():
                     continue
-                if isinstance(exc, Exception):
-                    fut.set_exception(exc)
+                if isinstance(result, BaseException):
+                    fut.set_exception(_own(result, seen))
                 else:
-                    fut.cancel()
-            self._queue = []
-            raise
-        finally:
+                    fut.set_result(result)
+
+    def _drained(self, task: asyncio.Task[None]) -> None:
+        """A drain that was cancelled (even before it started) leaves no caller waiting."""
+        if task is self._flight:
             self._flight = None
+        if not task.cancelled() and task.exception() is None:
+            return
+        left, self._queue = self._queue, []
+        for _, fut in left:
+            if not fut.done():
+                fut.cancel()
+
+
+def _own(exc: BaseException, seen: set[int]) -> BaseException:
+    """The exception for one caller: the first gets it, the others a copy each (one object
+    raised in many tasks would carry all their tracebacks)."""
+    if id(exc) not in seen:
+        seen.add(id(exc))
+        return exc
+    try:
+        return copy.copy(exc)
+    except Exception:
+        return exc

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -510,7 +510,7 @@ class PostgresHotPath:
         except Exception as exc:
             if not _row_error(exc):
                 raise
-            return [await _caught(self._open_one(t, proof)) for t, proof in items]
+            return await _one_by_one([self._open_one(t, proof) for t, proof in items])
         ids = {r[0] for r in written}
         return [None if t.message_id in ids else StaleKey() for t, _ in items]
 
@@ -542,7 +542,7 @@ class PostgresHotPath:
         except Exception as exc:
             if not _row_error(exc):
                 raise
-            return [await _caught(self._close_one(o)) for o in outcomes]
+            return await _one_by_one([self._close_one(o) for o in outcomes])
         return [None] * len(outcomes)
 
     async def _close_one(self, o: Outcome) -> None:
@@ -561,6 +561,8 @@ class PostgresHotPath:
         await pool.execute(_RENAME_MANY, ids, titles, times)
 
     async def close(self) -> None:
+        await self._opens.flush()  # what was accepted is written before the pool closes
+        await self._closes.flush()
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -586,11 +588,22 @@ def _row_error(exc: Exception) -> bool:
     return isinstance(exc, asyncpg.IntegrityConstraintViolationError | asyncpg.DataError)
 
 
-async def _caught(write: Awaitable[Any]) -> Any:
-    try:
-        return await write
-    except Exception as exc:
-        return exc
+async def _one_by_one(writes: list[Coroutine[Any, Any, Any]]) -> list[Any]:
+    """Each write's result or error, in order; once one fails for another reason than its
+    row (the database went away), the rest get that error without being tried."""
+    results: list[Any] = []
+    down: Exception | None = None
+    for write in writes:
+        if down is not None:
+            write.close()
+            results.append(down)
+            continue
+        try:
+            results.append(await write)
+        except Exception as exc:
+            results.append(exc)
+            down = None if _row_error(exc) else exc
+    return results
 
 
 async def _keep_session(_conn: Any) -> None:
