@@ -131,6 +131,8 @@ class ChatService:
         self.annotations = annotations
         self.titles = TitleWriter(hot, background.spawn)
         self.outcomes = Outcomes(hot, background.spawn)
+        # conversation id -> its last answer being saved (the answer went out before that)
+        self._saving: dict[str, asyncio.Future[None]] = {}
 
     def active_limit(self, app: AppContext) -> int:
         """Dify's rule: the smallest positive of (the app's limit or the default) and the cap."""
@@ -224,6 +226,9 @@ class ChatService:
             turn = TurnInput(app.config, model, cmd.query, cmd.inputs, [])
             stream = EarlyStream(run_turn(turn))
         written = False
+        saving = self._saving.get(conversation_id) if cmd.conversation_id else None
+        if saving is not None:  # a client quick to ask again: its history has that answer
+            await asyncio.shield(saving)
         try:
             try:
                 opened = await self.hot.open_turn(new, HISTORY_LIMIT, app.proof)
@@ -405,11 +410,14 @@ class ChatService:
         and forget the task (also for unread runs)."""
         if usage is None:
             usage = self._usage(run.turn, run.turn.state, [], 0.0, None)
+        cid = run.conversation_id
+        saved = self._saving[cid] = asyncio.get_running_loop().create_future()
         try:
-            await self._finish(
-                run.message_id, answer, usage, status, error, run.conversation_id, name
-            )
+            await self._finish(run.message_id, answer, usage, status, error, cid, name)
         finally:
+            saved.set_result(None)
+            if self._saving.get(cid) is saved:
+                del self._saving[cid]
             await self._release(run)
 
     async def _release(self, run: _Turn) -> None:
