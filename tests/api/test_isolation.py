@@ -80,7 +80,7 @@ def attempt(c: httpx.Client, actor: Owner, owner: Owner, op: str, text: str) -> 
     calls = {
         "history": lambda: c.get("/v1/messages", params={**u, "conversation_id": cid}, headers=h),
         "rename": lambda: c.post(f"/v1/conversations/{cid}/name", headers=h,
-                                 json={**u, "name": text or "x"}),
+                                 json={**u, "name": text.strip() or "x"}),
         "rename_auto": lambda: c.post(f"/v1/conversations/{cid}/name", headers=h,
                                       json={**u, "auto_generate": True}),
         "delete": lambda: c.request("DELETE", f"/v1/conversations/{cid}", json=u, headers=h),
