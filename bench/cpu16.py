@@ -8,7 +8,7 @@ and a slower or faster minute of this shared machine moves the ratio by as much 
 margin. Here all servers are up at once (each pinned to the server CPU, only one loaded at a
 time), and every round measures each of them, in a rotating order, on --n requests.
 
-  .venv/bin/python bench/cpu16.py --rounds 5 --out bench/CPU16.md
+  .venv/bin/python bench/cpu16.py --rounds 5 --out bench/CPU16.md   # RESULTS.md includes it
 
 The ratio of a PostgreSQL deployment counts its server's CPU, the postgres processes' and
 Redis', as run.py's bar does.

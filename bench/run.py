@@ -759,7 +759,8 @@ def render(path: Path, dest: Path, note: str = "") -> bool:
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}; results file `{path.name}`.",
         "",
         "Mock LLM: 32 tokens per reply, 0 or 20 ms before each token. Each request is a new "
-        "conversation. The server under test (the floor, or parlour with all its workers: "
+        "conversation. Requests per cell: at least 1,000 at 0 ms (since 2026-11-24; 200 before), "
+        "48 at 20 ms, and 8 per concurrent stream. The server under test (the floor, or parlour with all its workers: "
         "`-2w` = `parlour serve --workers 2`) is pinned to CPU 0; mock and load generator share "
         "CPU 1; PostgreSQL and Redis are not pinned. `pg-redis` rows use Redis for the task "
         "registry and the limits. `parlour-*` rows "
@@ -889,10 +890,11 @@ def render(path: Path, dest: Path, note: str = "") -> bool:
         check=True,
     ).stdout
     lines += ["## All rows (`report.py --best`)", "", rep.rstrip(), ""]
-    soak = BENCH / "SOAK.md"
-    if soak.exists():  # bench/soak.py's last run, one heading level down
-        lines += ["#" + x if x.startswith("#") else x for x in soak.read_text().splitlines()]
-        lines += [""]
+    for extra in ("CPU16.md", "SOAK.md"):  # bench/cpu16.py's and soak.py's last runs
+        part = BENCH / extra
+        if part.exists():  # one heading level down
+            lines += ["#" + x if x.startswith("#") else x for x in part.read_text().splitlines()]
+            lines += [""]
     dest.write_text("\n".join(lines))
     log(f"wrote {dest}; bar {'met' if bar_ok else 'NOT met'}")
     return bar_ok

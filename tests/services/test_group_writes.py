@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -98,12 +100,24 @@ async def test_a_drain_cancelled_before_it_starts_leaves_no_caller_waiting() -> 
     assert rec.batches == [[2]]
 
 
-async def test_postgres_close_writes_what_was_accepted_first() -> None:
+@asynccontextmanager
+async def postgres() -> AsyncIterator[tuple[PostgresHotPath, Any, str, str, str]]:
+    """A hot path on a schema of its own, with an app, an end user and a key."""
     async with pg_schema(PG_URL) as db:
         engine = db.engine()
         sessions = make_sessionmaker(engine)
-        app, user, _, _ = await _fixture_rows(sessions)
+        app, user, key_hash, _ = await _fixture_rows(sessions)
         hot = make_hot_path(db.url, db.schema)
+        assert isinstance(hot, PostgresHotPath)
+        try:
+            yield hot, sessions, app, user, key_hash
+        finally:
+            await hot.close()
+            await engine.dispose()
+
+
+async def test_postgres_close_writes_what_was_accepted_first() -> None:
+    async with postgres() as (hot, sessions, app, user, _):
         turns = [_turn(app, user, n) for n in range(6)]
         await asyncio.gather(*(hot.open_turn(t, 10) for t in turns))
         closing = [
@@ -118,7 +132,6 @@ async def test_postgres_close_writes_what_was_accepted_first() -> None:
         async with sessions() as s:
             statuses = (await s.scalars(select(Message.status))).all()
         assert statuses == ["normal"] * 6
-        await engine.dispose()
 
 
 async def _fixture_rows(sessions: Any) -> tuple[str, str, str, Any]:
@@ -146,12 +159,7 @@ def _turn(app: str, user: str, n: int) -> NewTurn:
 
 
 async def test_postgres_writes_a_burst_of_turns_together() -> None:
-    async with pg_schema(PG_URL) as db:
-        engine = db.engine()
-        sessions = make_sessionmaker(engine)
-        app, user, key_hash, stamp = await _fixture_rows(sessions)
-        hot = make_hot_path(db.url, db.schema)
-        assert isinstance(hot, PostgresHotPath)
+    async with postgres() as (hot, sessions, app, user, key_hash):
         sizes: list[int] = []
         open_many = hot._open_many
 
@@ -194,8 +202,6 @@ async def test_postgres_writes_a_burst_of_turns_together() -> None:
             )
             assert m.inputs == {"n": int(t.query[1:])}
             assert names[t.conversation_id] == (f"title {t.query}" if n % 2 else t.query)
-        await hot.close()
-        await engine.dispose()
 
 
 def _fields(row: Any) -> dict[str, Any]:
