@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -500,49 +500,37 @@ class PostgresHotPath:
 
     async def _open_many(self, items: list[tuple[NewTurn, KeyProof | None]]) -> list[Any]:
         """None for each turn written, StaleKey for each whose key row no longer holds."""
-        if len(items) == 1:
-            return [await self._open_one(*items[0])]
+        return await _grouped(items, lambda item: self._open_one(*item), self._open_all)
+
+    async def _open_all(self, items: list[tuple[NewTurn, KeyProof | None]]) -> list[Any]:
         pool = await self._get_pool()
         rows = [_open_row(t, proof) for t, proof in items]
-        try:
-            written = await pool.fetch(_OPEN_MANY, *map(list, zip(*rows, strict=True)),
-                                       timeout=self.timeout)  # fmt: skip
-        except Exception as exc:
-            if not _row_error(exc):
-                raise
-            return await _one_by_one([self._open_one(t, proof) for t, proof in items])
+        written = await pool.fetch(_OPEN_MANY, *map(list, zip(*rows, strict=True)),
+                                   timeout=self.timeout)  # fmt: skip
         ids = {r[0] for r in written}
         return [None if t.message_id in ids else StaleKey() for t, _ in items]
 
     async def _open_one(self, t: NewTurn, proof: KeyProof | None) -> StaleKey | None:
         pool = await self._get_pool()
-        values = _open_row(t, None)[:13]
+        values = _open_row(t, proof)  # _new_turn's 13, then the proof's 3 (or None)
         if proof is None:
-            await pool.execute(self._new_turn, *values, timeout=self.timeout)
+            await pool.execute(self._new_turn, *values[:13], timeout=self.timeout)
             return None
-        _, _, updated_at, _, most = proof.params()
-        status = await pool.execute(
-            self._new_turn_proved, *values, proof.key_hash, updated_at, most, timeout=self.timeout
-        )
+        status = await pool.execute(self._new_turn_proved, *values, timeout=self.timeout)
         return StaleKey() if status.endswith(" 0") else None
 
     async def close_turn(self, o: Outcome) -> None:
         await self._closes.submit(o)
 
     async def _close_many(self, outcomes: list[Outcome]) -> list[Any]:
-        if len(outcomes) == 1:
-            await self._close_one(outcomes[0])
-            return [None]
+        return await _grouped(outcomes, self._close_one, self._close_all)
+
+    async def _close_all(self, outcomes: list[Outcome]) -> list[Any]:
         pool = await self._get_pool()
         rows = [(*_outcome_params(o), o.now, o.message_id, o.name, o.conversation_id or None)
                 for o in outcomes]  # fmt: skip
-        try:
-            await pool.execute(_CLOSE_MANY, *map(list, zip(*rows, strict=True)),
-                               timeout=self.timeout)  # fmt: skip
-        except Exception as exc:
-            if not _row_error(exc):
-                raise
-            return await _one_by_one([self._close_one(o) for o in outcomes])
+        await pool.execute(_CLOSE_MANY, *map(list, zip(*rows, strict=True)),
+                           timeout=self.timeout)  # fmt: skip
         return [None] * len(outcomes)
 
     async def _close_one(self, o: Outcome) -> None:
@@ -586,6 +574,23 @@ def _row_error(exc: Exception) -> bool:
     import asyncpg
 
     return isinstance(exc, asyncpg.IntegrityConstraintViolationError | asyncpg.DataError)
+
+
+async def _grouped(
+    items: list[Any],
+    one: Callable[[Any], Coroutine[Any, Any, Any]],
+    all_at_once: Callable[[list[Any]], Coroutine[Any, Any, list[Any]]],
+) -> list[Any]:
+    """A group write's results: a lone item by its own statement, several by one statement
+    for all; after a row error, one by one, so that only that row's caller gets it."""
+    if len(items) == 1:
+        return [await one(items[0])]
+    try:
+        return await all_at_once(items)
+    except Exception as exc:
+        if not _row_error(exc):
+            raise
+        return await _one_by_one([one(item) for item in items])
 
 
 async def _one_by_one(writes: list[Coroutine[Any, Any, Any]]) -> list[Any]:
