@@ -65,24 +65,19 @@ def main() -> int:
         R.wait_http(f"http://127.0.0.1:{a.mock_port}/health")
         R.wait_http(f"http://127.0.0.1:{PORTS['floor-aiohttp']}/health")
         servers["floor-aiohttp"] = ("bench", [f"sut={floor.pid}"])
-        redis_done = False
-        for phase in a.phases:
+        for phase in a.phases:  # all set up before any serves: a set-up flushes bench Redis
             ns = argparse.Namespace(
                 pg_url=a.pg_url, pg_schema=f"bench_{phase.replace('-', '_')}",
                 mock_port=a.mock_port, model="mock-gpt", port=PORTS[phase], sut_cpus=a.sut_cpus,
             )  # fmt: skip
-            p = R.Parlour(ns, phase)
-            parlours.append(p)
-            if p.redis and redis_done:
-                p.redis = False  # one flush of the bench Redis db for all (setup flushes it)
-            p.setup()
-            p.redis = R.DEPLOYMENTS[phase][2]
-            redis_done = redis_done or p.redis
+            parlours.append(R.Parlour(ns, phase))
+            parlours[-1].setup()
+        for p in parlours:
             pid = p.serve()
             extra = [f"pg={x}" for x in p.pg_pids]
             if p.redis:
                 extra.append(f"redis={R.redis_pid()}")
-            servers[phase] = (p.key, [f"sut={pid}", *extra])
+            servers[p.phase] = (p.key, [f"sut={pid}", *extra])
         order = list(servers)
         rows: list[dict[str, float]] = []
         for r in range(a.rounds):
