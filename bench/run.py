@@ -890,7 +890,7 @@ def render(path: Path, dest: Path, note: str = "") -> bool:
         check=True,
     ).stdout
     lines += ["## All rows (`report.py --best`)", "", rep.rstrip(), ""]
-    for extra in ("CPU16.md", "SOAK.md"):  # bench/cpu16.py's and soak.py's last runs
+    for extra in ("CPU16.md", "STREAMS256.md", "SOAK.md"):  # inturn.py's and soak.py's last runs
         part = BENCH / extra
         if part.exists():  # one heading level down
             lines += ["#" + x if x.startswith("#") else x for x in part.read_text().splitlines()]
