@@ -74,9 +74,16 @@ class EarlyStream:
     the turn's rows are written, instead of after. Reading it is reading the turn; a cancel
     of the reader reaches the model call as before, since the reader awaits the fetch."""
 
-    def __init__(self, stream: AsyncGenerator[MessageDelta, None]):
+    def __init__(
+        self,
+        stream: AsyncGenerator[MessageDelta, None],
+        first: asyncio.Future[MessageDelta] | None = None,
+    ):
+        """``first``: the first delta when it was fetched already, else a task fetches it."""
         self._stream = stream
-        self._first: asyncio.Task[MessageDelta] | None = asyncio.ensure_future(_first(stream))
+        if first is None:
+            first = asyncio.ensure_future(_first(stream))
+        self._first: asyncio.Future[MessageDelta] | None = first
 
     def __aiter__(self) -> AsyncIterator[MessageDelta]:
         return self

@@ -2,7 +2,7 @@
 
 The conversation and message rows are written (and the connection returned) before the first
 event goes out, so the ids are in it. A new conversation's prompt needs nothing from those
-rows, so its model call starts while they are written (``EarlyStream``); a failed write
+rows, so its model call starts while they are written (``EarlyCall``); a failed write
 cancels it. Whatever happens next — the end, a stop, a client that goes away, a failure —
 the answer, usage, latency and status are written in ``finally``: no message stays
 ``running`` after its stream ended.
@@ -33,6 +33,7 @@ from parlour.providers.registry import ModelRegistry
 from parlour.services.annotations import AnnotationHit, Annotations
 from parlour.services.apps import AppContext, Keys, StaleKey
 from parlour.services.background import Background
+from parlour.services.early import EarlyCall
 from parlour.services.end_users import EndUsers
 from parlour.services.files import FileRef, Files
 from parlour.services.inputs import check_inputs
@@ -221,17 +222,18 @@ class ChatService:
         if not cmd.conversation_id:
             new.mode, new.name = app.mode, initial_name(cmd.query)
             new.introduction = fill(app.config.opening_statement, cmd.inputs)
-        turn, stream = None, None
+        turn, early = None, None
         if _prompt_without_rows(app, cmd):
             turn = TurnInput(app.config, model, cmd.query, cmd.inputs, [])
-            stream = EarlyStream(run_turn(turn))
+            early = EarlyCall(run_turn(turn), queued=hasattr(model, "check_capacity"))
         written = False
         saving = self._saving.get(conversation_id) if cmd.conversation_id else None
         if saving is not None:  # a client quick to ask again: its history has that answer
             await asyncio.shield(saving)
         try:
             try:
-                opened = await self.hot.open_turn(new, HISTORY_LIMIT, app.proof)
+                write = self.hot.open_turn(new, HISTORY_LIMIT, app.proof)
+                opened = await (write if early is None else early.open(write, self._wait()))
             except asyncio.CancelledError:
                 # the write may have gone through (it is over by now): finish the row if so
                 written = True
@@ -251,8 +253,8 @@ class ChatService:
             handle = await self.tasks.register(task_id, end_user_id)
         except BaseException as exc:
             try:
-                if stream is not None:  # the model call that started with the write
-                    await stream.aclose()
+                if early is not None:  # the model call that started with the write
+                    await early.close()
             finally:
                 if written:  # the message row exists: never leave it running
                     usage = usage_dict(0, 0, self.settings.price_for(model.name), 0.0)
@@ -268,7 +270,7 @@ class ChatService:
             started=started,
             name_later=not cmd.conversation_id and cmd.auto_generate_name,
             slot=slot,
-            stream=stream,
+            stream=early.stream if early is not None else None,
         )
         return ChatRun(
             task_id=task_id,
@@ -280,6 +282,10 @@ class ChatService:
             handle=handle,
             abandon=lambda: self._abandon(run),
         )
+
+    def _wait(self) -> float:
+        """How long a model may take to its first delta."""
+        return min(self.settings.first_token_timeout, self.settings.max_execution_time)
 
     async def _abandon(self, run: _Turn) -> None:
         """A run whose events were never read: its model call (if started) is cancelled."""

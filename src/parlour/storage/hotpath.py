@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -197,9 +197,9 @@ class HotPath(Protocol):
 
     async def config(self, app_id: str) -> dict[str, Any]: ...
 
-    async def open_turn(
+    def open_turn(
         self, turn: NewTurn, history_limit: int, proof: KeyProof | None = None
-    ) -> tuple[dict[str, Any], list[tuple[str, str]]] | None:
+    ) -> Awaitable[tuple[dict[str, Any], list[tuple[str, str]]] | None]:
         """Write the turn's rows; its inputs and history. None: no such conversation.
         With ``proof``, only if the key row still holds (else StaleKey, nothing written)."""
 
@@ -346,11 +346,11 @@ class SqliteHotPath:
             raise
         return inputs, history
 
-    async def open_turn(
+    def open_turn(
         self, turn: NewTurn, history_limit: int, proof: KeyProof | None = None
-    ) -> tuple[dict[str, Any], list[tuple[str, str]]] | None:
-        result = await self._run(self._open, turn, history_limit, proof)
-        return result  # type: ignore[no-any-return]
+    ) -> Awaitable[tuple[dict[str, Any], list[tuple[str, str]]] | None]:
+        """Queued for the writer thread at the call: a future, not a coroutine."""
+        return self._thread.submit(self._open, turn, history_limit, proof)
 
     def _close(self, o: Outcome) -> None:
         db, now = self._db(), _sqlite_time(o.now)

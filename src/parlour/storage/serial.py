@@ -24,6 +24,10 @@ class SerialThread:
         self._started = False
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await self.submit(fn, *args)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        """Queue the call now (not when a task gets round to it); its future has the result."""
         if not self._started:
             self._loop = asyncio.get_running_loop()
             self._started = True
@@ -31,7 +35,7 @@ class SerialThread:
         assert self._loop is not None
         future = self._loop.create_future()
         self._jobs.put((fn, args, future))
-        return await future
+        return future
 
     def _work(self) -> None:
         while True:
