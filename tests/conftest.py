@@ -156,6 +156,7 @@ async def run_server(
         ping_interval=0.3,
         create_demo_app=False,
         gc_freeze=False,  # one process runs many servers: nothing of one may outlive it
+        gc_young=0,  # nor change how the tests' process collects
         **overrides,
     )
     models = ModelRegistry()

@@ -151,6 +151,8 @@ def create_app(settings: Settings | None = None, models: ModelRegistry | None = 
             if settings.gc_freeze:
                 gc.collect()
                 gc.freeze()
+            if settings.gc_young > 0:
+                gc.set_threshold(settings.gc_young, *gc.get_threshold()[1:])
             yield
 
     app = ParlourAPI(
