@@ -211,16 +211,19 @@ def render(a, rows: list[dict[str, dict]]) -> str:
             bar = 2.0 if p.startswith("sqlite") else 3.0
             ok = med <= bar
             lines.append(
-                f"| {p} | **{med:.2f}x** | {lo:.2f}x | {hi:.2f}x | "
+                f"| {p} | **{med:.3f}x** | {lo:.2f}x | {hi:.2f}x | "
                 f"<= {bar:g}x: {'met' if ok else 'NOT met'} |"
             )
         else:
             p99 = statistics.median(p99s[p])
             ok = med >= 0.9 and p99 <= 1.2
             lines.append(
-                f"| {p} | **{med:.2f}x** | {lo:.2f}x | {hi:.2f}x | **{p99:.2f}x** | "
+                f"| {p} | **{med:.3f}x** | {lo:.2f}x | {hi:.2f}x | **{p99:.3f}x** | "
                 f">= 0.9x and p99 <= 1.2x: {'met' if ok else 'NOT met'} |"
             )
+    lines += ["", "Raw rows (each round: phase -> measurement):", "", "```json"]
+    lines += [json.dumps(row, sort_keys=True) for row in rows]
+    lines += ["```"]
     return "\n".join(lines) + "\n"
 
 
