@@ -147,11 +147,13 @@ class EventStreamResponse(Response):
             if gone:
                 main.uncancel()
                 return
-            # the server is shutting down past its grace period: say so, then end
+            # the server is shutting down past its grace period: say so, then end (the
+            # cancel is answered: raised on, it would be logged as the app's failure)
+            main.uncancel()
             frame = self.framer.error_frame(ServiceUnavailable(SHUTDOWN))
             with contextlib.suppress(Exception):
                 await send({"type": "http.response.body", "body": frame, "more_body": False})
-            raise
+            done = True
         except Exception:  # the run already turned its own errors into events
             frame = self.framer.error_frame(InternalError())
             await send({"type": "http.response.body", "body": frame, "more_body": True})
