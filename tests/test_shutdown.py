@@ -19,11 +19,12 @@ from tests.test_e2e import start
 
 
 def stream_then_terminate(
-    tmp_path: Path, grace: str, after: float
+    tmp_path: Path, grace: str, after: float, tokens: int = 10, delay_ms: int = 300
 ) -> tuple[list[Any], tuple[str, str]]:
     """One stream from a server on the mock (10 tokens, 0.3 s each); SIGTERM ``after``
-    seconds into it. The stream's frames, and its message row once the server is gone."""
-    with mock_llm(free_port(), tokens=10, delay_ms=300) as upstream:
+    seconds into it. The stream's frames (or its JSON error body), and its message row once
+    the server is gone."""
+    with mock_llm(free_port(), tokens=tokens, delay_ms=delay_ms) as upstream:
         server = start(
             tmp_path, PARLOUR_DEFAULT_MODEL="openai:mock-gpt", PARLOUR_OPENAI_BASE_URL=upstream,
             PARLOUR_SHUTDOWN_GRACE=grace,
@@ -36,6 +37,9 @@ def stream_then_terminate(
             headers = {"Authorization": f"Bearer {server.key}"}
             url = server.base + "/v1/chat-messages"
             with httpx.stream("POST", url, json=body, headers=headers, timeout=30) as r:
+                if r.headers["content-type"].startswith("application/json"):
+                    frames.append({"status_code": r.status_code, **json.loads(r.read())})
+                    return
                 for line in r.iter_lines():
                     if line.startswith("data: "):
                         frames.append(json.loads(line[6:]))
@@ -73,3 +77,17 @@ def test_a_stream_past_the_grace_period_ends_with_an_error_event(tmp_path: Path)
     partial = answer(frames)
     assert 0 < len(partial.split()) < 10
     assert status == "stopped" and saved.startswith(partial)
+
+
+def test_a_request_still_waiting_for_its_first_token_gets_a_json_503(tmp_path: Path) -> None:
+    """Its response has not begun when the grace period ends: a JSON error, not a cut
+    connection (nor a plain-text 500)."""
+    frames, (status, saved) = stream_then_terminate(
+        tmp_path, grace="1", after=0.5, tokens=2, delay_ms=5000
+    )
+    assert len(frames) == 1
+    body = frames[0]
+    assert body.keys() == {"status_code", "code", "status", "message"}
+    assert (body["status_code"], body["code"], body["status"]) == (503, "service_unavailable", 503)
+    assert "shutting down" in body["message"]
+    assert (status, saved) == ("error", "")

@@ -12,6 +12,7 @@ OpenAPI document still describes it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
@@ -20,6 +21,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from parlour.api.errors import response_for
+from parlour.api.sse import SHUTDOWN
+from parlour.errors import ServiceUnavailable
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -47,6 +50,11 @@ class ParlourAPI(FastAPI):
         request = Request(scope, receive)
         try:
             response = await handler(request)
+        except asyncio.CancelledError:
+            # nothing but the server cancels a request before its response (a client that
+            # leaves does not): it is past its grace period, and says so
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            response = await response_for(request, ServiceUnavailable(SHUTDOWN))
         except Exception as exc:
             response = await response_for(request, exc)
         if self.cors_headers and any(k == b"origin" for k, _ in scope["headers"]):
