@@ -86,3 +86,29 @@ async def test_a_client_gone_before_the_first_token_cancels_the_early_call(
     assert rows[0].answer in ("", "echo:")  # at most the delta that was on its way
     assert (server.fake.cancelled, server.fake.finished) == (1, 0)
 
+
+
+async def test_the_response_waits_for_the_first_token_only_of_a_model_known_to_be_quick(
+    server: Server,
+) -> None:
+    """Unknown (or slow) models: the stream begins once the rows are written, so pings and
+    the watch for a client that leaves start at once. A model whose first tokens came
+    quickly: the response begins with its first token."""
+
+    async def headers_after() -> float:
+        began = asyncio.get_running_loop().time()
+        async with server.client.stream(
+            "POST", "/v1/chat-messages", headers=server.auth(),
+            json={**BODY, "response_mode": "streaming"},
+        ) as response:
+            took = asyncio.get_running_loop().time() - began
+            await response.aread()
+        return took
+
+    server.fake.delay = 0.5
+    assert await headers_after() < 0.4  # not known yet: the stream began before the token
+    server.fake.delay = 0.0
+    for _ in range(8):  # quick answers: the model is known to be quick
+        await headers_after()
+    server.fake.delay = 0.5
+    assert await headers_after() >= 0.45  # began with its (slow, this time) first token

@@ -49,7 +49,7 @@ async def test_the_first_delta_comes_while_the_rows_are_written() -> None:
 
 async def test_a_failed_write_ends_the_wait_at_once() -> None:
     turn = Turn(delay=2.0)
-    call = EarlyCall(turn.run(), queued=False)
+    call = EarlyCall(turn.run(), by_task=False)
     began = time.perf_counter()
     with pytest.raises(KeyError):
         await call.open(write(0.05, KeyError("stale")), 5.0)
@@ -60,7 +60,7 @@ async def test_a_failed_write_ends_the_wait_at_once() -> None:
 
 async def test_a_write_that_finds_nothing_ends_the_wait() -> None:
     turn = Turn(delay=2.0)
-    call = EarlyCall(turn.run(), queued=False)
+    call = EarlyCall(turn.run(), by_task=False)
     assert await asyncio.wait_for(call.open(write(0.05, None), 5.0), 1.0) is None
     await call.close()
     assert turn.ended == "cancelled"
@@ -87,7 +87,7 @@ async def test_a_write_failing_after_the_first_delta_cancels_nothing_more() -> N
 
 async def test_a_cancel_from_outside_goes_through_and_the_write_is_awaited() -> None:
     turn = Turn(delay=2.0)
-    call = EarlyCall(turn.run(), queued=False)
+    call = EarlyCall(turn.run(), by_task=False)
     rows = write(0.2)
 
     async def request() -> object:
@@ -106,10 +106,24 @@ async def test_a_cancel_from_outside_goes_through_and_the_write_is_awaited() -> 
     assert turn.ended == "cancelled"
 
 
-async def test_a_queued_model_is_read_by_a_task_and_the_write_awaited_alone() -> None:
+async def test_a_model_read_by_a_task_has_the_write_awaited_alone() -> None:
     turn = Turn(delay=0.01)
-    call = EarlyCall(turn.run(), queued=True)
+    call = EarlyCall(turn.run(), by_task=True)
     assert await call.open(write(0.0), 5.0) == ("inputs", [])
     assert call.stream is not None
     assert await call.stream.__anext__() == MessageDelta("a")
     await call.close()
+
+
+async def test_a_cancel_the_model_turned_into_an_error_is_taken_back() -> None:
+    async def stubborn() -> AsyncGenerator[MessageDelta, None]:
+        try:
+            await asyncio.sleep(2.0)
+        except asyncio.CancelledError:
+            raise RuntimeError("the model's own failure") from None
+        yield MessageDelta("never")
+
+    first = await first_delta(stubborn(), 5.0, asyncio.ensure_future(write(0.05, KeyError("x"))))
+    with pytest.raises(RuntimeError):
+        first.result()
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]

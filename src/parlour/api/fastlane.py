@@ -51,9 +51,12 @@ class ParlourAPI(FastAPI):
         try:
             response = await handler(request)
         except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is None or task.cancelling() == 0:
+                raise  # not a cancel of this request: a failure, not a shutdown
             # nothing but the server cancels a request before its response (a client that
             # leaves does not): it is past its grace period, and says so
-            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            task.uncancel()
             response = await response_for(request, ServiceUnavailable(SHUTDOWN))
         except Exception as exc:
             response = await response_for(request, exc)

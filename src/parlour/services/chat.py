@@ -134,6 +134,8 @@ class ChatService:
         self.outcomes = Outcomes(hot, background.spawn)
         # conversation id -> its last answer being saved (the answer went out before that)
         self._saving: dict[str, asyncio.Future[None]] = {}
+        # model name -> its recent first-token time, seconds (a moving average)
+        self._first_token: dict[str, float] = {}
 
     def active_limit(self, app: AppContext) -> int:
         """Dify's rule: the smallest positive of (the app's limit or the default) and the cap."""
@@ -225,7 +227,7 @@ class ChatService:
         turn, early = None, None
         if _prompt_without_rows(app, cmd):
             turn = TurnInput(app.config, model, cmd.query, cmd.inputs, [])
-            early = EarlyCall(run_turn(turn), queued=hasattr(model, "check_capacity"))
+            early = EarlyCall(run_turn(turn), by_task=not self._quick(model))
         written = False
         saving = self._saving.get(conversation_id) if cmd.conversation_id else None
         if saving is not None:  # a client quick to ask again: its history has that answer
@@ -283,6 +285,18 @@ class ChatService:
             abandon=lambda: self._abandon(run),
         )
 
+    def _quick(self, model: ChatModel) -> bool:
+        """Whether the model is known to send its first token well within a ping interval:
+        then the response may wait for that token (see services/early.py)."""
+        if hasattr(model, "check_capacity"):  # a local queue
+            return False
+        seconds = self._first_token.get(model.name)
+        return seconds is not None and seconds < self.settings.ping_interval / 2
+
+    def _timed(self, model: ChatModel, seconds: float) -> None:
+        before = self._first_token.get(model.name, seconds)
+        self._first_token[model.name] = 0.7 * before + 0.3 * seconds
+
     def _wait(self) -> float:
         """How long a model may take to its first delta."""
         return min(self.settings.first_token_timeout, self.settings.max_execution_time)
@@ -334,6 +348,7 @@ class ChatService:
                     break
                 if first_token is None:
                     first_token = time.perf_counter() - started
+                    self._timed(turn.model, first_token)
                     title = self._title_task(run) if run.name_later else None
                 parts.append(event.answer)
                 yield event

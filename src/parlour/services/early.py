@@ -1,9 +1,11 @@
 """A new conversation's model call, started while its rows are written.
 
-Its prompt needs nothing from those rows, so nothing waits for them: the first delta is
-fetched in the request's own task while a task writes the rows. (A task of its own for the
-model call would start it one turn of the event loop later, and hand its delta back one turn
-later again: under load, each turn is milliseconds.) A failed write cancels the call.
+Its prompt needs nothing from those rows, so nothing waits for them. For a model known to
+answer quickly, the first delta is fetched in the request's own task while a task writes the
+rows: a task of its own for the model call would start it one turn of the event loop later,
+and hand its delta back one turn later again (under load, each turn is milliseconds). The
+response then begins with that delta. Any other model is read by a task, so that the
+response and its pings begin as soon as the rows are written. A failed write cancels the call.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ T = TypeVar("T")
 class EarlyCall:
     """The model call of a turn whose rows are being written."""
 
-    def __init__(self, turn: AsyncGenerator[MessageDelta, None], queued: bool):
+    def __init__(self, turn: AsyncGenerator[MessageDelta, None], by_task: bool):
+        """``by_task``: a model whose first token may be far off (a local queue, or one not
+        known to answer quickly) is read by a task, so that the response, its pings and the
+        watch for a client that leaves start meanwhile."""
         self.turn = turn
         self.stream: EarlyStream | None = None
         self._rows: asyncio.Future[Any] | None = None
-        if queued:  # a local queue: its first token may be far off, so a task fetches it and
-            self.stream = EarlyStream(turn)  # the response (and its pings) starts meanwhile
+        if by_task:
+            self.stream = EarlyStream(turn)
 
     async def open(self, write: Awaitable[T], wait: float) -> T:
         """The rows' write, awaited while the model is asked (for at most ``wait`` seconds
@@ -62,7 +67,7 @@ async def first_delta(
     assert task is not None
     first: asyncio.Future[MessageDelta] = loop.create_future()
     why = ""
-    waiting = True
+    waiting, seen = True, False
 
     def end(reason: str) -> None:
         nonlocal why
@@ -79,6 +84,7 @@ async def first_delta(
     try:
         first.set_result(await stream.__anext__())
     except asyncio.CancelledError:
+        seen = True
         if not why or task.uncancel() > 0:
             raise  # not (only) ours: the client went away, or the server is stopping
         if why == "silent":
@@ -91,6 +97,8 @@ async def first_delta(
         waiting = False
         timer.cancel()
         rows.remove_done_callback(written)
+        if why and not seen:  # the model turned our cancel into something else: take it back
+            task.uncancel()
     return first
 
 
