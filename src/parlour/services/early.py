@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
+from parlour.aio import settled
 from parlour.errors import CompletionRequestError
 from parlour.pipeline.events import MessageDelta
 from parlour.pipeline.turn import EarlyStream
@@ -100,17 +101,3 @@ async def first_delta(
         if why and not seen:  # the model turned our cancel into something else: take it back
             task.uncancel()
     return first
-
-
-async def settled(write: asyncio.Future[Any]) -> None:
-    """Wait until ``write`` is done, through cancels (the last is raised again after)."""
-    cancelled = False
-    while not write.done():
-        try:
-            await asyncio.wait([write])
-        except asyncio.CancelledError:
-            cancelled = True
-    if not write.cancelled():
-        write.exception()  # seen: it is this turn's failure, or nothing
-    if cancelled:
-        raise asyncio.CancelledError

@@ -13,6 +13,8 @@ import copy
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from parlour.aio import settled
+
 T = TypeVar("T")
 
 # an item's result, or the exception its caller gets
@@ -44,13 +46,7 @@ class GroupWriter(Generic[T]):
                 self._queue.remove(entry)
                 fut.cancel()
                 raise
-            while not fut.done():  # a second cancel does not cut this short
-                try:
-                    await asyncio.wait([fut])
-                except asyncio.CancelledError:
-                    pass
-            if not fut.cancelled():
-                fut.exception()  # retrieved: the caller is gone
+            await settled(fut)  # a second cancel does not cut this short
             raise
 
     async def flush(self) -> None:
