@@ -32,6 +32,11 @@ USAGE = {
 }  # fmt: skip
 
 
+async def submit(writer: GroupWriter[Any], item: Any) -> Any:
+    """The item's result, awaited by a task of its own (as a request's task would)."""
+    return await writer.put(item)
+
+
 class Recorder:
     def __init__(self) -> None:
         self.batches: list[list[Any]] = []
@@ -45,10 +50,10 @@ class Recorder:
 async def test_items_that_arrive_together_go_in_one_write() -> None:
     rec = Recorder()
     writer: GroupWriter[Any] = GroupWriter(rec.write)
-    assert await writer.submit(1) == 2  # alone: at once, alone
-    first = asyncio.ensure_future(writer.submit(10))
+    assert await submit(writer, 1) == 2  # alone: at once, alone
+    first = asyncio.ensure_future(submit(writer, 10))
     await asyncio.sleep(0)  # the first write is on its way; these three wait for the next
-    rest = [asyncio.ensure_future(writer.submit(x)) for x in (20, "bad", 30)]
+    rest = [asyncio.ensure_future(submit(writer, x)) for x in (20, "bad", 30)]
     assert await first == 20
     results = await asyncio.gather(*rest, return_exceptions=True)
     assert results[0] == 40 and results[2] == 60
@@ -56,12 +61,25 @@ async def test_items_that_arrive_together_go_in_one_write() -> None:
     assert rec.batches == [[1], [10], [20, "bad", 30]]
 
 
+async def test_an_item_put_as_a_write_ends_is_written() -> None:
+    """Put by a callback of the last result, after the write's task ended but before its
+    own callback ran: it must start a write, not wait for one that is over."""
+    rec = Recorder()
+    writer: GroupWriter[Any] = GroupWriter(rec.write)
+    later: list[Any] = []
+    first = writer.put(1)
+    first.add_done_callback(lambda _: later.append(writer.put(2)))
+    assert await first == 2
+    await asyncio.sleep(0)
+    assert await asyncio.wait_for(later[0], 1) == 4
+
+
 async def test_a_cancelled_caller_waits_for_its_write_or_drops_it() -> None:
     rec = Recorder()
     writer: GroupWriter[Any] = GroupWriter(rec.write)
-    on_its_way = asyncio.ensure_future(writer.submit(1))
+    on_its_way = asyncio.ensure_future(submit(writer, 1))
     await asyncio.sleep(0.001)  # taken: the write has started
-    queued = asyncio.ensure_future(writer.submit(2))
+    queued = asyncio.ensure_future(submit(writer, 2))
     await asyncio.sleep(0)
     queued.cancel()  # not taken yet: never written
     on_its_way.cancel()
@@ -77,7 +95,7 @@ async def test_a_cancelled_caller_waits_for_its_write_or_drops_it() -> None:
 async def test_a_second_cancel_still_waits_for_the_write() -> None:
     rec = Recorder()
     writer: GroupWriter[Any] = GroupWriter(rec.write)
-    caller = asyncio.ensure_future(writer.submit(1))
+    caller = asyncio.ensure_future(submit(writer, 1))
     await asyncio.sleep(0.001)
     caller.cancel()
     await asyncio.sleep(0)
@@ -90,13 +108,13 @@ async def test_a_second_cancel_still_waits_for_the_write() -> None:
 async def test_a_drain_cancelled_before_it_starts_leaves_no_caller_waiting() -> None:
     rec = Recorder()
     writer: GroupWriter[Any] = GroupWriter(rec.write)
-    caller = asyncio.ensure_future(writer.submit(1))
+    caller = asyncio.ensure_future(submit(writer, 1))
     await asyncio.sleep(0)  # queued; the drain task has not run yet
     assert writer._flight is not None
     writer._flight.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(caller, 1)
-    assert await writer.submit(2) == 4  # and the writer still works
+    assert await submit(writer, 2) == 4  # and the writer still works
     assert rec.batches == [[2]]
 
 

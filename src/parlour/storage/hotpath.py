@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -203,7 +204,8 @@ class HotPath(Protocol):
         """Write the turn's rows; its inputs and history. None: no such conversation.
         With ``proof``, only if the key row still holds (else StaleKey, nothing written)."""
 
-    async def close_turn(self, outcome: Outcome) -> None: ...
+    def close_turn(self, outcome: Outcome) -> Awaitable[None]:
+        """Write the turn's outcome (and its conversation's title, if it has one)."""
 
     async def rename_many(self, names: list[tuple[str, str, datetime]]) -> None:
         """(conversation id, name, time) for several conversations, in one write."""
@@ -367,8 +369,9 @@ class SqliteHotPath:
             db.execute("ROLLBACK")
             raise
 
-    async def close_turn(self, outcome: Outcome) -> None:
-        await self._run(self._close, outcome)
+    def close_turn(self, outcome: Outcome) -> Awaitable[None]:
+        """Queued for the writer thread at the call: a future, not a coroutine."""
+        return self._thread.submit(self._close, outcome)
 
     def _rename_many_sync(self, names: list[tuple[str, str, datetime]]) -> None:
         db = self._db()
@@ -404,6 +407,7 @@ class PostgresHotPath:
         self.schema = schema
         self.pool_size = pool_size
         self._pool: Any = None
+        self._releasing: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         d = [f"${i}" for i in range(1, 14)]
         self._auth, self._config = _sql(_AUTH, d), _sql(_CONFIG, d)
@@ -459,28 +463,48 @@ class PostgresHotPath:
                     )
         return self._pool
 
+    @asynccontextmanager
+    async def _conn(self) -> AsyncIterator[Any]:
+        """A pooled connection, handed back once the caller has its result: asyncpg's own
+        release runs in a task behind a shield, two turns of the event loop (milliseconds
+        each under load) that every statement's caller would otherwise wait for."""
+        pool = await self._get_pool()
+        async with asyncio.timeout(self.timeout):
+            conn = await pool.acquire()
+        try:
+            yield conn
+        finally:
+            release = asyncio.get_running_loop().create_task(pool.release(conn))
+            self._releasing.add(release)
+            release.add_done_callback(self._releasing.discard)
+
     async def open(self) -> None:
         await self._get_pool()
 
     async def key(self, key_hash: str) -> KeyRow | None:
-        pool = await self._get_pool()
-        row = await pool.fetchrow(self._auth, key_hash)
+        async with self._conn() as conn:
+            row = await conn.fetchrow(self._auth, key_hash, timeout=self.timeout)
         return None if row is None else KeyRow(*row)
 
     async def config(self, app_id: str) -> dict[str, Any]:
-        pool = await self._get_pool()
-        raw = await pool.fetchval(self._config, app_id)
+        async with self._conn() as conn:
+            raw = await conn.fetchval(self._config, app_id, timeout=self.timeout)
         return {} if raw is None else dict(orjson.loads(raw))
 
-    async def open_turn(
+    def open_turn(
         self, t: NewTurn, history_limit: int, proof: KeyProof | None = None
+    ) -> Awaitable[tuple[dict[str, Any], list[tuple[str, str]]] | None]:
+        """A new conversation's rows are queued at the call, to go in one statement with
+        others (a future, not a coroutine); a continued one's are read and written at once."""
+        if t.name is not None:
+            return self._opens.put((t, proof))
+        return self._continue(t, history_limit, proof)
+
+    async def _continue(
+        self, t: NewTurn, history_limit: int, proof: KeyProof | None
     ) -> tuple[dict[str, Any], list[tuple[str, str]]] | None:
-        if t.name is not None:  # a new conversation: both rows in one statement, with others
-            await self._opens.submit((t, proof))
-            return t.inputs, []
-        pool = await self._get_pool()
         # a continued conversation: its inputs and history are read in the same transaction
-        async with pool.acquire(timeout=self.timeout) as conn, conn.transaction():
+        async with self._conn() as conn, conn.transaction():
             if proof is not None and await conn.fetchval(self._proof, *proof.params()) is None:
                 raise StaleKey()
             raw = await conn.fetchrow(
@@ -499,58 +523,65 @@ class PostgresHotPath:
         return inputs, [(r[0], r[1]) for r in reversed(rows) if r[1]]
 
     async def _open_many(self, items: list[tuple[NewTurn, KeyProof | None]]) -> list[Any]:
-        """None for each turn written, StaleKey for each whose key row no longer holds."""
-        return await _grouped(items, lambda item: self._open_one(*item), self._open_all)
+        """Each turn's inputs and (empty) history once written; StaleKey for each whose key
+        row no longer holds."""
+        results = await _grouped(items, lambda item: self._open_one(*item), self._open_all)
+        pairs = zip(items, results, strict=True)
+        return [(t.inputs, []) if r is None else r for (t, _), r in pairs]
 
     async def _open_all(self, items: list[tuple[NewTurn, KeyProof | None]]) -> list[Any]:
-        pool = await self._get_pool()
         rows = [_open_row(t, proof) for t, proof in items]
-        written = await pool.fetch(_OPEN_MANY, *map(list, zip(*rows, strict=True)),
-                                   timeout=self.timeout)  # fmt: skip
+        async with self._conn() as conn:
+            written = await conn.fetch(_OPEN_MANY, *map(list, zip(*rows, strict=True)),
+                                       timeout=self.timeout)  # fmt: skip
         ids = {r[0] for r in written}
         return [None if t.message_id in ids else StaleKey() for t, _ in items]
 
     async def _open_one(self, t: NewTurn, proof: KeyProof | None) -> StaleKey | None:
-        pool = await self._get_pool()
         values = _open_row(t, proof)  # _new_turn's 13, then the proof's 3 (or None)
-        if proof is None:
-            await pool.execute(self._new_turn, *values[:13], timeout=self.timeout)
-            return None
-        status = await pool.execute(self._new_turn_proved, *values, timeout=self.timeout)
+        async with self._conn() as conn:
+            if proof is None:
+                await conn.execute(self._new_turn, *values[:13], timeout=self.timeout)
+                return None
+            status = await conn.execute(self._new_turn_proved, *values, timeout=self.timeout)
         return StaleKey() if status.endswith(" 0") else None
 
-    async def close_turn(self, o: Outcome) -> None:
-        await self._closes.submit(o)
+    def close_turn(self, o: Outcome) -> Awaitable[None]:
+        return self._closes.put(o)
 
     async def _close_many(self, outcomes: list[Outcome]) -> list[Any]:
         return await _grouped(outcomes, self._close_one, self._close_all)
 
     async def _close_all(self, outcomes: list[Outcome]) -> list[Any]:
-        pool = await self._get_pool()
         rows = [(*_outcome_params(o), o.now, o.message_id, o.name, o.conversation_id or None)
                 for o in outcomes]  # fmt: skip
-        await pool.execute(_CLOSE_MANY, *map(list, zip(*rows, strict=True)),
-                           timeout=self.timeout)  # fmt: skip
+        async with self._conn() as conn:
+            await conn.execute(_CLOSE_MANY, *map(list, zip(*rows, strict=True)),
+                               timeout=self.timeout)  # fmt: skip
         return [None] * len(outcomes)
 
     async def _close_one(self, o: Outcome) -> None:
-        pool = await self._get_pool()
-        if o.name is None:
-            await pool.execute(self._finish, *_outcome_params(o), o.now, o.message_id)
-            return
-        await pool.execute(
-            self._finish_named,
-            *_outcome_params(o), o.now, o.message_id, o.name, o.conversation_id,
-        )  # fmt: skip
+        async with self._conn() as conn:
+            if o.name is None:
+                await conn.execute(self._finish, *_outcome_params(o), o.now, o.message_id,
+                                   timeout=self.timeout)  # fmt: skip
+                return
+            await conn.execute(
+                self._finish_named,
+                *_outcome_params(o), o.now, o.message_id, o.name, o.conversation_id,
+                timeout=self.timeout,
+            )  # fmt: skip
 
     async def rename_many(self, names: list[tuple[str, str, datetime]]) -> None:
-        pool = await self._get_pool()
         ids, titles, times = (list(column) for column in zip(*names, strict=True))
-        await pool.execute(_RENAME_MANY, ids, titles, times)
+        async with self._conn() as conn:
+            await conn.execute(_RENAME_MANY, ids, titles, times, timeout=self.timeout)
 
     async def close(self) -> None:
         await self._opens.flush()  # what was accepted is written before the pool closes
         await self._closes.flush()
+        while self._releasing:
+            await asyncio.wait(list(self._releasing))
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
