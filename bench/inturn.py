@@ -14,8 +14,10 @@ time), and every round measures each of them, in a rotating order.
 
   .venv/bin/python bench/inturn.py --cell cpu16 --rounds 5 --out bench/CPU16.md
   .venv/bin/python bench/inturn.py --cell streams256 --rounds 5 --out bench/STREAMS256.md
-  # a change against the code as it is: a second SQLite deployment served from another tree
+  # a change against the code as it is: a second deployment served from another tree
   .venv/bin/python bench/inturn.py --cell streams256 --phases sqlite --variant /tmp/wt/src
+  .venv/bin/python bench/inturn.py --cell streams256 --phases pg-redis --variant /tmp/wt/src \
+      --variant-of pg-redis
 
 RESULTS.md includes the last run of each cell (CPU16.md, STREAMS256.md).
 """
@@ -34,7 +36,7 @@ from pathlib import Path
 import run as R
 
 PORTS = {"floor-aiohttp": 18080, "sqlite": 5011, "pg-redis": 5012, "pg-redis-2w": 5013}
-VARIANT, VARIANT_PORT = "sqlite-variant", 5014
+VARIANT, VARIANT_PORT = "variant", 5014
 CELLS = {  # cell -> (concurrency, mock ms per token, default requests per measurement)
     "cpu16": (16, 0, 1000),
     "streams256": (256, 20, 2048),
@@ -47,7 +49,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--n", type=int, help="requests per measurement (default by cell)")
     ap.add_argument("--phases", nargs="+", default=list(PORTS)[1:], choices=list(PORTS)[1:])
-    ap.add_argument("--variant", type=Path, help="also serve SQLite from this source tree (PYTHONPATH)")
+    ap.add_argument("--variant", type=Path, help="also serve a deployment from this source tree (PYTHONPATH)")
+    ap.add_argument("--variant-of", default="sqlite", choices=list(PORTS)[1:],
+                    help="the deployment --variant serves (default sqlite)")  # fmt: skip
     ap.add_argument("--out", type=Path, help="a Markdown report (default: print only)")
     ap.add_argument("--pg-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     ap.add_argument("--sut-cpus", default="0")
@@ -82,9 +86,9 @@ def main() -> int:
         servers["floor-aiohttp"] = (PORTS["floor-aiohttp"], "bench", [f"sut={floor.pid}"])
         wanted = [(p, PORTS[p]) for p in a.phases] + ([(VARIANT, VARIANT_PORT)] if a.variant else [])
         for phase, port in wanted:  # all set up before any serves: a set-up flushes bench Redis
-            kind = "sqlite" if phase == VARIANT else phase
+            kind = a.variant_of if phase == VARIANT else phase
             ns = argparse.Namespace(
-                pg_url=a.pg_url, pg_schema=f"bench_{kind.replace('-', '_')}",
+                pg_url=a.pg_url, pg_schema=f"bench_{phase.replace('-', '_')}",
                 mock_port=a.mock_port, model="mock-gpt", port=port, sut_cpus=a.sut_cpus,
             )  # fmt: skip
             p = R.Parlour(ns, kind)
