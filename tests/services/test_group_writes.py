@@ -40,10 +40,12 @@ async def submit(writer: GroupWriter[Any], item: Any) -> Any:
 class Recorder:
     def __init__(self) -> None:
         self.batches: list[list[Any]] = []
+        self.written: list[list[Any]] = []  # the batches whose write is over
 
     async def write(self, items: list[Any]) -> list[Any]:
         self.batches.append(items)
         await asyncio.sleep(0.01)
+        self.written.append(items)
         return [ValueError(i) if i == "bad" else i * 2 for i in items]
 
 
@@ -83,9 +85,11 @@ async def test_a_cancelled_caller_waits_for_its_write_or_drops_it() -> None:
     await asyncio.sleep(0)
     queued.cancel()  # not taken yet: never written
     on_its_way.cancel()
+    await asyncio.sleep(0)
+    assert not on_its_way.done()  # its cancel waits for the write
     with pytest.raises(asyncio.CancelledError):
         await on_its_way
-    assert rec.batches == [[1]]  # the cancel reached the caller once its write was over
+    assert rec.written == [[1]]  # the cancel reached the caller once its write was over
     with pytest.raises(asyncio.CancelledError):
         await queued
     await asyncio.sleep(0.03)
@@ -224,3 +228,22 @@ async def test_postgres_writes_a_burst_of_turns_together() -> None:
 
 def _fields(row: Any) -> dict[str, Any]:
     return {f: getattr(row, f) for f in row.__slots__}
+
+
+async def test_postgres_connections_go_back_to_the_pool_after_the_result() -> None:
+    """Statements hand back their connection in a task after the caller has its result;
+    none is kept, and close() waits for those that are still on their way back."""
+    async with postgres() as (hot, _, _, _, key_hash):
+        rows = await asyncio.gather(*(hot.key(key_hash) for _ in range(5)))
+        assert all(row is not None for row in rows)
+        pool = hot._pool
+        for _ in range(100):
+            if not hot._releasing:
+                break
+            await asyncio.sleep(0.01)
+        assert not hot._releasing
+        assert pool.get_idle_size() == pool.get_size()
+        await hot.key(key_hash)
+        assert hot._releasing  # on its way back as close() starts
+        await hot.close()
+        assert not hot._releasing

@@ -13,6 +13,7 @@ read each other's rows.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -25,6 +26,8 @@ from sqlalchemy.engine import make_url
 
 from parlour.storage.batch import GroupWriter
 from parlour.storage.serial import SerialThread
+
+log = logging.getLogger("parlour.db")
 
 _AUTH = (
     "SELECT a.id, a.name, a.description, a.mode, a.status, a.enable_api,"
@@ -476,7 +479,13 @@ class PostgresHotPath:
         finally:
             release = asyncio.get_running_loop().create_task(pool.release(conn))
             self._releasing.add(release)
-            release.add_done_callback(self._releasing.discard)
+            release.add_done_callback(self._released)
+
+    def _released(self, release: asyncio.Task[None]) -> None:
+        self._releasing.discard(release)
+        if not release.cancelled() and release.exception() is not None:
+            log.warning("a database connection went back to the pool with an error: %r",
+                        release.exception())  # fmt: skip
 
     async def open(self) -> None:
         await self._get_pool()
