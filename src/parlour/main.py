@@ -130,6 +130,7 @@ async def _build(
         settings, sessions, registry, tasks, end_users, background, limiter, workers, hot,
         state.knowledge, files=state.files, annotations=state.annotations,
     )
+    stack.push_async_callback(state.chat.drain)  # first at shutdown: answers still saving
     state.conversations = Conversations(sessions, registry, end_users)
     state.messages = Messages(sessions, registry, end_users)
     recovered = await recover_interrupted(sessions, workers)

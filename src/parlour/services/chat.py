@@ -100,6 +100,7 @@ class _Turn:
     slot: str | None
     stream: EarlyStream | None = None  # the model call, when it started with the rows
     released: bool = False
+    saved: asyncio.Future[None] | None = None  # done once the outcome is written
 
 
 class ChatService:
@@ -136,6 +137,18 @@ class ChatService:
         self._saving: dict[str, asyncio.Future[None]] = {}
         # model name -> its recent first-token time, seconds (a moving average)
         self._first_token: dict[str, float] = {}
+        # runs started whose outcome is not written yet (see drain)
+        self._unsaved: set[asyncio.Future[None]] = set()
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """At shutdown, before the database closes: wait for the runs whose outcome is not
+        written yet. The server cancels the requests still open past its grace period just
+        before; each writes its row as it ends, and must find the database still there."""
+        if not self._unsaved:
+            return
+        _, left = await asyncio.wait(list(self._unsaved), timeout=timeout)
+        if left:
+            log.warning("%d answer(s) not saved before shutdown", len(left))
 
     def active_limit(self, app: AppContext) -> int:
         """Dify's rule: the smallest positive of (the app's limit or the default) and the cap."""
@@ -273,7 +286,10 @@ class ChatService:
             name_later=not cmd.conversation_id and cmd.auto_generate_name,
             slot=slot,
             stream=early.stream if early is not None else None,
+            saved=asyncio.get_running_loop().create_future(),
         )
+        assert run.saved is not None
+        self._unsaved.add(run.saved)
         return ChatRun(
             task_id=task_id,
             message_id=message_id,
@@ -439,6 +455,9 @@ class ChatService:
             saved.set_result(None)
             if self._saving.get(cid) is saved:
                 del self._saving[cid]
+            if run.saved is not None and not run.saved.done():
+                run.saved.set_result(None)
+                self._unsaved.discard(run.saved)
             await self._release(run)
 
     async def _release(self, run: _Turn) -> None:
