@@ -104,6 +104,17 @@ class Server:
         finally:
             await engine.dispose()
 
+    def slow_saves(self, monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+        """Every answer's save takes ``seconds`` longer (it is written after the answer went
+        out)."""
+        close_turn = self.state.hot.close_turn
+
+        async def slow_close(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(seconds)
+            return await close_turn(*args, **kwargs)
+
+        monkeypatch.setattr(self.state.hot, "close_turn", slow_close)
+
     async def chat(self, query: str, user: str = "alice", **body: object) -> httpx.Response:
         payload = {"query": query, "user": user, "response_mode": "blocking", **body}
         return await self.client.post("/v1/chat-messages", json=payload, headers=self.auth())

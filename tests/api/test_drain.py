@@ -4,7 +4,6 @@ closes the database: the answers those requests are still saving are waited for 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
@@ -17,13 +16,7 @@ BODY = {"query": "hi there", "user": "u", "response_mode": "streaming", "auto_ge
 async def test_drain_waits_for_answers_still_being_saved(
     server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    close_turn = server.state.hot.close_turn
-
-    async def slow_close(*args: Any, **kwargs: Any) -> Any:
-        await asyncio.sleep(0.5)
-        return await close_turn(*args, **kwargs)
-
-    monkeypatch.setattr(server.state.hot, "close_turn", slow_close)
+    server.slow_saves(monkeypatch, 0.5)
     server.fake.delay = 0.05
     chat = server.state.chat
     request = asyncio.ensure_future(

@@ -3,9 +3,7 @@ even while it is still being saved (the answer goes out before the save)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from typing import Any
 
 import pytest
 
@@ -17,13 +15,7 @@ BODY = {"query": "hi there", "user": "u", "response_mode": "blocking", "auto_gen
 async def test_a_quick_follow_up_has_the_previous_answer_in_its_prompt(
     server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    close_turn = server.state.hot.close_turn
-
-    async def slow_close(*args: Any, **kwargs: Any) -> Any:
-        await asyncio.sleep(0.3)  # the first answer is out, its save still on its way
-        return await close_turn(*args, **kwargs)
-
-    monkeypatch.setattr(server.state.hot, "close_turn", slow_close)
+    server.slow_saves(monkeypatch, 0.3)  # the first answer is out, its save still on its way
     headers = server.auth()
     stream = {**BODY, "response_mode": "streaming"}
     async with server.client.stream(
