@@ -14,7 +14,6 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
-from parlour.aio import settled
 from parlour.errors import CompletionRequestError
 from parlour.pipeline.events import MessageDelta
 from parlour.pipeline.turn import EarlyStream
@@ -101,3 +100,18 @@ async def first_delta(
         if why and not seen:  # the model turned our cancel into something else: take it back
             task.uncancel()
     return first
+
+
+async def settled(work: asyncio.Future[Any]) -> None:
+    """Wait until ``work`` is done, through cancels (the last is raised again after), and
+    retrieve its failure: the caller wants it over, not its result."""
+    cancelled = False
+    while not work.done():
+        try:
+            await asyncio.wait([work])
+        except asyncio.CancelledError:
+            cancelled = True
+    if not work.cancelled():
+        work.exception()
+    if cancelled:
+        raise asyncio.CancelledError
