@@ -98,9 +98,9 @@ class _Turn:
     started: float
     name_later: bool
     slot: str | None
+    saved: asyncio.Future[None]  # done once the outcome is written
     stream: EarlyStream | None = None  # the model call, when it started with the rows
     released: bool = False
-    saved: asyncio.Future[None] | None = None  # done once the outcome is written
 
 
 class ChatService:
@@ -137,7 +137,7 @@ class ChatService:
         self._saving: dict[str, asyncio.Future[None]] = {}
         # model name -> its recent first-token time, seconds (a moving average)
         self._first_token: dict[str, float] = {}
-        # runs started whose outcome is not written yet (see drain)
+        # runs started whose outcome is not written yet (see drain): each run's ``saved``
         self._unsaved: set[asyncio.Future[None]] = set()
 
     async def drain(self, timeout: float = 10.0) -> None:
@@ -276,6 +276,8 @@ class ChatService:
                     error = f"{type(exc).__name__}: {exc}"
                     await self._finish(message_id, "", usage, "error", error)
             raise
+        saved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._unsaved.add(saved)
         run = _Turn(
             turn=turn or TurnInput(app.config, model, cmd.query, {**variables, **inputs}, history),
             handle=handle,
@@ -285,11 +287,9 @@ class ChatService:
             started=started,
             name_later=not cmd.conversation_id and cmd.auto_generate_name,
             slot=slot,
+            saved=saved,
             stream=early.stream if early is not None else None,
-            saved=asyncio.get_running_loop().create_future(),
         )
-        assert run.saved is not None
-        self._unsaved.add(run.saved)
         return ChatRun(
             task_id=task_id,
             message_id=message_id,
@@ -447,17 +447,16 @@ class ChatService:
         and forget the task (also for unread runs)."""
         if usage is None:
             usage = self._usage(run.turn, run.turn.state, [], 0.0, None)
-        cid = run.conversation_id
-        saved = self._saving[cid] = asyncio.get_running_loop().create_future()
+        cid, saved = run.conversation_id, run.saved
+        self._saving[cid] = saved  # a quick follow-up waits for it
         try:
             await self._finish(run.message_id, answer, usage, status, error, cid, name)
         finally:
-            saved.set_result(None)
+            if not saved.done():
+                saved.set_result(None)
+            self._unsaved.discard(saved)
             if self._saving.get(cid) is saved:
                 del self._saving[cid]
-            if run.saved is not None and not run.saved.done():
-                run.saved.set_result(None)
-                self._unsaved.discard(run.saved)
             await self._release(run)
 
     async def _release(self, run: _Turn) -> None:
