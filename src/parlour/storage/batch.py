@@ -95,8 +95,7 @@ class GroupWriter(Generic[T]):
         if not task.cancelled() and task.exception() is None:
             return
         left, self._queue = self._queue, []
-        for _, fut in left:
-            fut.taken = False
+        for _, fut in left:  # queued, so not taken: the cancel drops them
             fut.cancel()
 
 
