@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     openai_base_url: str = ""
     openai_api_key: str = ""
     openai_timeout: float = 1200.0  # read timeout of the HTTP client (a backstop)
-    openai_client: Literal["aiohttp", "sdk"] = "aiohttp"  # plain aiohttp, or the openai SDK
+    # the lean HTTP/1.1 client ("aiohttp", its former name, means the same), or the openai SDK
+    openai_client: Literal["http", "aiohttp", "sdk"] = "http"
     # knowledge: embedding model of new knowledge bases (local:all-MiniLM-L6-v2-q8, the packaged
     # model with integer kernels; local:all-MiniLM-L6-v2, the packaged model as is; openai:MODEL);
     # the endpoint defaults to the OpenAI settings above

@@ -1,17 +1,19 @@
-"""OpenAI-compatible streaming over a plain aiohttp session.
+"""OpenAI-compatible streaming over a lean HTTP/1.1 client (``http1``).
 
 The same wire protocol as ``openai_compat`` (the official SDK), without the SDK's per-request
-parameter transformation and response wrappers: measured, those cost more CPU than the rest
-of a streamed request. Errors map to the same Dify codes. Selected with
-``PARLOUR_OPENAI_CLIENT=aiohttp`` (the default) or ``sdk``.
+parameter transformation and response wrappers, nor a general-purpose HTTP client's
+per-request and per-read machinery: measured, those cost more CPU than the rest of a streamed
+request. Errors map to the same Dify codes. Selected with ``PARLOUR_OPENAI_CLIENT=http`` (the
+default; ``aiohttp``, its former name, still selects it) or ``sdk``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from parlour.errors import (
@@ -22,38 +24,27 @@ from parlour.errors import (
     ProviderQuotaExceeded,
 )
 from parlour.providers.base import ChatMessage, Chunk, CompletionParams
+from parlour.providers.http1 import BodyCut, ConnectionFailed, Http1Pool
 from parlour.providers.openai_compat import request_body, sse_chunks
 from parlour.providers.tokens import count_tokens
 
 
 class OpenAIHttpClient:
-    """One pooled session per (base URL, key); built lazily inside the running loop."""
+    """One pool of kept-alive connections per (base URL, key)."""
 
     def __init__(self, base_url: str, api_key: str, timeout: float, connect_timeout: float):
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        base = base_url.rstrip("/")
+        self.target = (urlsplit(base).path or "") + "/chat/completions"
         self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
-        # no per-read timer: rescheduling it on every chunk cost CPU per token, and the chat
-        # service already bounds the wait for the first token, each next one, and the total
-        self.timeout = aiohttp.ClientTimeout(total=timeout, connect=connect_timeout)
-        # streams have no total timer either: the chat service's watchdog is their total
-        self.stream_timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout)
-        self._session: aiohttp.ClientSession | None = None
-
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
-                timeout=self.timeout,
-                json_serialize=lambda o: orjson.dumps(o).decode(),
-            )
-        return self._session
+        # a whole (non-streamed) answer's limit; a stream has none here: the chat service
+        # bounds the wait for its first token, each next one, and the whole
+        self.timeout = timeout
+        self.pool = Http1Pool(base, connect_timeout)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        self.pool.close()
 
 
 class OpenAIHttpModel:
@@ -72,20 +63,17 @@ class OpenAIHttpModel:
         body = orjson.dumps(request_body(self.model, messages, params))
         client = self.client
         try:
-            async with client.session().post(
-                client.url, data=body, headers=client.headers, timeout=client.stream_timeout
-            ) as response:
+            async with client.pool.post(client.target, client.headers, body) as response:
                 if response.status >= 400:
-                    raise await _status_error(response)
-                async for chunk in sse_chunks(response.content.iter_any()):
+                    raise status_error(response.status, await response.read())
+                async for chunk in sse_chunks(response.iter_any()):
                     yield chunk
         except TimeoutError:
             raise CompletionRequestError("Request timed out.") from None
-        except aiohttp.ClientPayloadError as exc:
+        except BodyCut as exc:
             raise CompletionRequestError("The model's answer was cut off.") from exc
-        except aiohttp.ClientError as exc:
+        except ConnectionFailed as exc:
             raise CompletionRequestError("Connection Error") from exc
-
 
     async def answer(self, messages: list[ChatMessage], params: CompletionParams) -> str:
         """The whole answer in one non-streamed response (titles, suggestions)."""
@@ -94,15 +82,16 @@ class OpenAIHttpModel:
         body.pop("stream_options", None)
         client = self.client
         try:
-            async with client.session().post(
-                client.url, data=orjson.dumps(body), headers=client.headers
-            ) as response:
-                if response.status >= 400:
-                    raise await _status_error(response)
-                data = orjson.loads(await response.read())
+            async with asyncio.timeout(client.timeout):
+                async with client.pool.post(
+                    client.target, client.headers, orjson.dumps(body)
+                ) as response:
+                    if response.status >= 400:
+                        raise status_error(response.status, await response.read())
+                    data = orjson.loads(await response.read())
         except TimeoutError:
             raise CompletionRequestError("Request timed out.") from None
-        except aiohttp.ClientError as exc:
+        except (BodyCut, ConnectionFailed) as exc:
             raise CompletionRequestError("Connection Error") from exc
         except orjson.JSONDecodeError as exc:
             raise CompletionRequestError("Malformed response from the model") from exc
@@ -110,8 +99,8 @@ class OpenAIHttpModel:
         return str((choices[0].get("message") or {}).get("content") or "")
 
 
-async def _status_error(response: aiohttp.ClientResponse) -> ProviderError:
-    raw = await response.read()
+def status_error(status: int, raw: bytes) -> ProviderError:
+    """An endpoint's error response (its status and body) as Dify's provider error."""
     detail: Any = raw.decode("utf-8", "replace")[:500]
     code = None
     try:
@@ -122,7 +111,6 @@ async def _status_error(response: aiohttp.ClientResponse) -> ProviderError:
             detail = str(err)
     except (orjson.JSONDecodeError, AttributeError):
         pass
-    status = response.status
     if status == 401:
         return CompletionRequestError("Incorrect API key provided")
     if status == 429:

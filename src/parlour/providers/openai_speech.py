@@ -10,7 +10,7 @@ import aiohttp
 import orjson
 
 from parlour.errors import CompletionRequestError
-from parlour.providers.openai_http import _status_error
+from parlour.providers.openai_http import status_error
 
 CHUNK = 64 * 1024
 
@@ -41,7 +41,7 @@ class OpenAISpeech:
                 f"{self.base}/audio/transcriptions", data=form, headers=self.headers
             ) as response:
                 if response.status >= 400:
-                    raise await _status_error(response)
+                    raise status_error(response.status, await response.read())
                 raw = await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise CompletionRequestError("Connection Error") from exc
@@ -62,7 +62,7 @@ class OpenAISpeech:
             raise CompletionRequestError("Connection Error") from exc
         if response.status >= 400:
             try:
-                raise await _status_error(response)
+                raise status_error(response.status, await response.read())
             finally:
                 response.release()
         return _chunks(response)

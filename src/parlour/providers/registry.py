@@ -26,7 +26,7 @@ class ModelRegistry:
         timeout: float = 1200.0,
         local_options: dict[str, Any] | None = None,
         connect_timeout: float = 10.0,
-        client: str = "aiohttp",
+        client: str = "http",
     ):
         self.openai_base_url = openai_base_url or os.environ.get("OPENAI_BASE_URL", "")
         self.openai_api_key = openai_api_key or os.environ.get("OPENAI_API_KEY", "")

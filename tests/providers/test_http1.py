@@ -1,0 +1,282 @@
+"""The lean HTTP/1.1 client, against real sockets: scripted servers that write exact bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from parlour.providers.http1 import BodyCut, ConnectionFailed, Http1Pool
+from tests.conftest import free_port
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class Server:
+    def __init__(self) -> None:
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.gone = asyncio.Event()  # a connection the client closed
+
+
+@asynccontextmanager
+async def serving(
+    script: Script, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[tuple[str, Server]]:
+    """A server that reads each request's head and body, then runs ``script`` for it."""
+    state = Server()
+    handlers: set[asyncio.Task[None]] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        state.connections += 1
+        handlers.add(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                state.requests.append(head + await reader.readexactly(length))
+                await script(reader, writer)
+                if writer.is_closing():
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            state.gone.set()
+        except asyncio.CancelledError:
+            pass  # the test is over
+        finally:
+            writer.close()
+
+    port = free_port()
+    server = await asyncio.start_server(handle, "127.0.0.1", port, ssl=tls)
+    try:
+        yield f"http://127.0.0.1:{port}/v1", state
+    finally:
+        server.close()
+        for handler in handlers:
+            handler.cancel()
+        await asyncio.gather(*handlers)
+        await server.wait_closed()
+
+
+def chunked(*pieces: bytes) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces)
+
+
+OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+
+
+async def fetch(pool: Http1Pool, body: bytes = b"{}") -> tuple[int, list[bytes]]:
+    async with pool.post("/v1/chat/completions", {"X-Test": "1"}, body) as response:
+        return response.status, [piece async for piece in response.iter_any()]
+
+
+async def test_request_bytes_and_kept_alive_connection() -> None:
+    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(OK_HEAD + b"Content-Length: 5\r\n\r\nhello")
+
+    async with serving(script) as (base, server):
+        pool = Http1Pool(base, 5)
+        try:
+            assert await fetch(pool, b'{"a":1}') == (200, [b"hello"])
+            assert await fetch(pool) == (200, [b"hello"])
+        finally:
+            pool.close()
+    assert server.connections == 1
+    first = server.requests[0].split(b"\r\n")
+    assert first[0] == b"POST /v1/chat/completions HTTP/1.1"
+    assert f"Host: {base.split('/')[2]}".encode() in first
+    assert b"X-Test: 1" in first and b"Content-Length: 7" in first
+    assert server.requests[0].endswith(b'\r\n\r\n{"a":1}')
+
+
+async def test_chunks_arrive_before_the_body_ends() -> None:
+    go_on = asyncio.Event()
+
+    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(OK_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(b"data: one\n\n"))
+        await go_on.wait()
+        w.write(chunked(b"data: two\n\n") + b"0\r\n\r\n")
+
+    async with serving(script) as (base, server):
+        pool = Http1Pool(base, 5)
+        try:
+            async with pool.post("/v1/chat/completions", {}, b"{}") as response:
+                pieces = response.iter_any()
+                assert await anext(pieces) == b"data: one\n\n"
+                go_on.set()
+                assert [p async for p in pieces] == [b"data: two\n\n"]
+            status, pieces = await fetch(pool)  # both pieces may come at once this time
+            assert (status, b"".join(pieces)) == (200, b"data: one\n\ndata: two\n\n")
+        finally:
+            pool.close()
+    assert server.connections == 1
+
+
+async def test_body_ended_by_the_connection() -> None:
+    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
+        await w.drain()
+        w.close()
+
+    async with serving(script) as (base, server):
+        pool = Http1Pool(base, 5)
+        try:
+            status, pieces = await fetch(pool)
+            assert (status, b"".join(pieces)) == (200, b"all of it")
+            status, pieces = await fetch(pool)  # a new connection: that one ended
+            assert b"".join(pieces) == b"all of it"
+        finally:
+            pool.close()
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        OK_HEAD + b"Content-Length: 100\r\n\r\nonly part",
+        OK_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(b"only part"),
+    ],
+)
+async def test_cut_body_is_an_error(answer: bytes) -> None:
+    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(answer)
+        await w.drain()
+        w.close()
+
+    async with serving(script) as (base, _server):
+        pool = Http1Pool(base, 5)
+        try:
+            async with pool.post("/v1/chat/completions", {}, b"{}") as response:
+                pieces = response.iter_any()
+                assert await anext(pieces) == b"only part"
+                with pytest.raises(BodyCut):
+                    await anext(pieces)
+        finally:
+            pool.close()
+
+
+async def test_idle_connection_closed_by_the_server_is_replaced() -> None:
+    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(OK_HEAD + b"Content-Length: 2\r\n\r\nok")
+        await w.drain()
+        w.close()  # without saying Connection: close
+
+    async with serving(script) as (base, server):
+        pool = Http1Pool(base, 5)
+        try:
+            assert await fetch(pool) == (200, [b"ok"])
+            assert await fetch(pool) == (200, [b"ok"])
+        finally:
+            pool.close()
+    assert server.connections == 2
+
+
+async def test_no_server_and_malformed_answers_fail_to_connect() -> None:
+    pool = Http1Pool(f"http://127.0.0.1:{free_port()}/v1", 5)
+    with pytest.raises(ConnectionFailed):
+        await fetch(pool)
+
+    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(b"SPDY/9 what\r\n\r\n")
+
+    async with serving(script) as (base, _server):
+        pool = Http1Pool(base, 5)
+        with pytest.raises(ConnectionFailed):
+            await fetch(pool)
+        pool.close()
+
+
+async def test_a_stream_left_early_closes_its_connection() -> None:
+    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(OK_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(b"first"))
+        await w.drain()
+        await _r.read(1)  # until the client goes
+
+    async with serving(script) as (base, server):
+        pool = Http1Pool(base, 5)
+        async with pool.post("/v1/chat/completions", {}, b"{}") as response:
+            async for _piece in response.iter_any():
+                break
+        await asyncio.wait_for(server.gone.wait(), 2)
+        assert pool._idle == []
+        pool.close()
+
+
+async def test_a_cancelled_wait_for_the_head_closes_the_connection() -> None:
+    async def script(r: asyncio.StreamReader, _w: asyncio.StreamWriter) -> None:
+        await r.read(1)  # never answers
+
+    async with serving(script) as (base, server):
+        pool = Http1Pool(base, 5)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await fetch(pool)
+        await asyncio.wait_for(server.gone.wait(), 2)
+        assert pool._idle == []
+
+
+def test_on_uvloop() -> None:
+    """The server's loop: its transports are not asyncio's classes."""
+    import uvloop
+
+    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(OK_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(b"a", b"b"))
+        w.write(b"0\r\n\r\n")
+
+    async def main() -> int:
+        async with serving(script) as (base, server):
+            pool = Http1Pool(base, 5)
+            for _ in range(2):
+                status, pieces = await fetch(pool)
+                assert (status, b"".join(pieces)) == (200, b"ab")
+            pool.close()
+        return server.connections
+
+    assert uvloop.run(main()) == 1
+
+
+async def test_tls_checks_the_certificate(tmp_path: Path) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", key, "-out", cert, "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+
+    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(OK_HEAD + b"Content-Length: 6\r\n\r\nsecret")
+
+    async with serving(script, served) as (base, _server):
+        url = base.replace("http://127.0.0.1", "https://localhost")
+        trusted = Http1Pool(url, 5, ssl_context=ssl.create_default_context(cafile=cert))
+        assert await fetch(trusted) == (200, [b"secret"])
+        trusted.close()
+        with pytest.raises(ConnectionFailed, match="CERTIFICATE_VERIFY_FAILED"):
+            await fetch(Http1Pool(url, 5))  # the system's CAs do not know it
+
+
+async def test_bytes_sent_to_an_idle_connection_retire_it() -> None:
+    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(OK_HEAD + b"Content-Length: 2\r\n\r\nok")
+        await w.drain()
+        await asyncio.sleep(0.05)
+        w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale")  # asked by no one
+
+    async with serving(script) as (base, server):
+        pool = Http1Pool(base, 5)
+        assert await fetch(pool) == (200, [b"ok"])
+        await asyncio.sleep(0.2)
+        assert await fetch(pool) == (200, [b"ok"])  # not "stale"
+        pool.close()
+    assert server.connections == 2
