@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
+import struct
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from parlour.providers.http1 import BodyCut, ConnectionFailed, Http1Pool
+from parlour.providers.http1 import BodyCut, ConnectionFailed, Http1Pool, InvalidHeader
 from tests.conftest import free_port
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -206,7 +208,7 @@ async def test_a_stream_left_early_closes_its_connection() -> None:
             async for _piece in response.iter_any():
                 break
         await asyncio.wait_for(server.gone.wait(), 2)
-        assert pool._idle == []
+        assert not pool._idle
         pool.close()
 
 
@@ -220,7 +222,7 @@ async def test_a_cancelled_wait_for_the_head_closes_the_connection() -> None:
             async with asyncio.timeout(0.2):
                 await fetch(pool)
         await asyncio.wait_for(server.gone.wait(), 2)
-        assert pool._idle == []
+        assert not pool._idle
 
 
 def test_on_uvloop() -> None:
@@ -280,3 +282,142 @@ async def test_bytes_sent_to_an_idle_connection_retire_it() -> None:
         assert await fetch(pool) == (200, [b"ok"])  # not "stale"
         pool.close()
     assert server.connections == 2
+
+
+async def test_informational_heads_are_skipped() -> None:
+    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        await w.drain()
+        await asyncio.sleep(0.02)
+        w.write(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
+        w.write(OK_HEAD + b"Content-Length: 6\r\n\r\nanswer")
+
+    async with serving(script) as (base, server):
+        pool = Http1Pool(base, 5)
+        for _ in range(2):
+            status, pieces = await fetch(pool)
+            assert (status, b"".join(pieces)) == (200, b"answer")
+        pool.close()
+    assert server.connections == 1
+
+
+async def test_bytes_after_the_response_in_the_same_read_retire_the_connection() -> None:
+    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(OK_HEAD + b"Content-Length: 2\r\n\r\nok" + b"HTTP/1.1 200 OK\r\nContent-Le")
+
+    async with serving(script) as (base, server):
+        pool = Http1Pool(base, 5)
+        assert await fetch(pool) == (200, [b"ok"])
+        assert await fetch(pool) == (200, [b"ok"])
+        pool.close()
+    assert server.connections == 2 and len(server.requests) == 2
+
+
+async def test_a_request_whose_answer_began_is_not_sent_again() -> None:
+    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        if len(server.requests) == 1:
+            w.write(OK_HEAD + b"Content-Length: 2\r\n\r\nok")
+        else:
+            w.write(b"HTTP/1.1 2")  # half a status line, then gone
+            await w.drain()
+            w.close()
+
+    async with serving(script) as (base, server):
+        pool = Http1Pool(base, 5)
+        assert await fetch(pool) == (200, [b"ok"])
+        with pytest.raises(ConnectionFailed):
+            await fetch(pool)
+        pool.close()
+    assert len(server.requests) == 2
+
+
+async def test_a_reset_is_not_the_end_of_a_body_framed_by_the_connection() -> None:
+    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npart of it")
+        await w.drain()
+        sock = w.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        w.transport.abort()  # RST
+
+    async with serving(script) as (base, _server):
+        pool = Http1Pool(base, 5)
+        async with pool.post("/v1/chat/completions", {}, b"{}") as response:
+            with pytest.raises(BodyCut):
+                await response.read()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Authorization": "Bearer k\r\nX-Evil: 1"}, {"X-A": "k\n"}, {"X-A": "k\0"},
+     {"X: Y": "1"}, {"X-A": "ключ"}],
+)  # fmt: skip
+async def test_headers_that_would_break_the_request_are_refused(headers: dict[str, str]) -> None:
+    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(OK_HEAD + b"Content-Length: 2\r\n\r\nok")
+
+    async with serving(script) as (base, server):
+        pool = Http1Pool(base, 5)
+        with pytest.raises(InvalidHeader):
+            async with pool.post("/v1/chat/completions", headers, b"{}"):
+                pass
+    assert server.requests == []
+
+
+async def test_a_closed_pool_keeps_no_connection() -> None:
+    go_on = asyncio.Event()
+
+    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await go_on.wait()
+        w.write(OK_HEAD + b"Content-Length: 2\r\n\r\nok")
+
+    async with serving(script) as (base, server):
+        pool = Http1Pool(base, 5)
+        running = asyncio.create_task(fetch(pool))
+        await asyncio.sleep(0.05)
+        pool.close()  # while a request is out
+        go_on.set()
+        assert await running == (200, [b"ok"])
+        await asyncio.wait_for(server.gone.wait(), 2)
+        assert not pool._idle
+        with pytest.raises(ConnectionFailed):
+            await fetch(pool)
+
+
+async def test_idle_connections_expire() -> None:
+    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(OK_HEAD + b"Content-Length: 2\r\n\r\nok")
+
+    async with serving(script) as (base, server):
+        pool = Http1Pool(base, 5, keepalive=0.1)
+        await asyncio.gather(fetch(pool), fetch(pool), fetch(pool))
+        assert len(pool._idle) == 3
+        await asyncio.sleep(0.15)
+        assert await fetch(pool) == (200, [b"ok"])  # on a new connection; the old ones close
+        assert len(pool._idle) == 1
+        pool.close()
+    assert server.connections == 4
+
+
+async def test_a_slow_reader_gets_the_whole_of_a_large_body() -> None:
+    body = bytes(range(256)) * 8192  # 2 MiB
+
+    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(OK_HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    async with serving(script) as (base, _server):
+        pool = Http1Pool(base, 5)
+        async with pool.post("/v1/chat/completions", {}, b"{}") as response:
+            await asyncio.sleep(0.1)  # the socket is paused meanwhile
+            got = [piece async for piece in response.iter_any()]
+        pool.close()
+    assert b"".join(got) == body
+
+
+async def test_connect_timeout_is_a_timeout() -> None:
+    async def script(_r: asyncio.StreamReader, _w: asyncio.StreamWriter) -> None:
+        raise AssertionError("no request gets through")
+
+    async with serving(script) as (base, _server):  # plain TCP: the TLS handshake never ends
+        pool = Http1Pool(base.replace("http:", "https:"), 0.2)
+        with pytest.raises(TimeoutError):
+            await fetch(pool)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import cast
@@ -29,6 +30,20 @@ class ConnectionFailed(Exception):
 
 class BodyCut(Exception):
     """The connection ended before the response's body did."""
+
+
+class InvalidHeader(ValueError):
+    """A request header that cannot go on the wire as it is (a line break, say)."""
+
+
+class _Surplus(Exception):
+    """Bytes after the end of the response: nothing asked for them."""
+
+
+_BREAKS = frozenset("\r\n\0")
+
+# a slow reader's backlog above which the socket is no longer read
+HIGH_WATER = 256 * 1024
 
 
 class _Connection(asyncio.Protocol):
@@ -51,6 +66,9 @@ class _Connection(asyncio.Protocol):
         self.complete = False
         self.framed = False  # by Content-Length or chunks; else the body ends with the connection
         self.failure: Exception | None = None
+        self.received = False  # any byte of the response
+        self.buffered = 0
+        self.paused = False
 
     # --- asyncio.Protocol
 
@@ -61,10 +79,14 @@ class _Connection(asyncio.Protocol):
         if self.idle_since:  # nothing was asked: the connection is out of step
             self.close()
             return
+        self.received = True
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self.failure = ConnectionFailed(f"malformed HTTP response: {exc}")
+        except _Surplus:  # the response is whole; the connection is out of step
+            self.keep_alive = False
+            self.close()
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self.failure = ConnectionFailed(f"malformed HTTP response: {exc!r}")
             self.close()
         self._wake()
 
@@ -73,7 +95,7 @@ class _Connection(asyncio.Protocol):
         if not self.complete and self.failure is None:
             if not self.head_done:
                 self.failure = ConnectionFailed(str(exc or "the server closed the connection"))
-            elif self.framed:
+            elif self.framed or exc is not None:  # a reset is no end of the body
                 self.failure = BodyCut(str(exc or "the server closed the connection"))
             else:
                 self.complete = True
@@ -81,20 +103,35 @@ class _Connection(asyncio.Protocol):
 
     # --- httptools callbacks
 
+    def on_message_begin(self) -> None:
+        if self.complete:
+            raise _Surplus()
+
     def on_header(self, name: bytes, value: bytes) -> None:
         lowered = name.lower()
-        if lowered == b"content-length" or lowered == b"transfer-encoding":
+        if lowered == b"content-length" or (
+            lowered == b"transfer-encoding" and value.lower().rstrip().endswith(b"chunked")
+        ):
             self.framed = True
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
+        if self.status < 200:  # informational (100 Continue …): the real head follows
+            return
         self.keep_alive = self.parser.should_keep_alive()  # known once the head is read
         self.head_done = True
 
     def on_body(self, body: bytes) -> None:
         self.pieces.append(body)
+        self.buffered += len(body)
+        if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
 
     def on_message_complete(self) -> None:
+        if self.status < 200:
+            self.framed = False
+            return
         self.complete = True
 
     # ---
@@ -115,6 +152,14 @@ class _Connection(asyncio.Protocol):
     def reusable(self) -> bool:
         return self.complete and not self.closed and self.keep_alive
 
+    def take(self) -> bytes:
+        """What arrived of the body since the last take."""
+        pieces, self.pieces, self.buffered = self.pieces, [], 0
+        if self.paused and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
@@ -131,9 +176,7 @@ class Response:
         conn = self._conn
         while True:
             if conn.pieces:
-                pieces = conn.pieces
-                conn.pieces = []
-                yield pieces[0] if len(pieces) == 1 else b"".join(pieces)
+                yield conn.take()
             elif conn.complete:
                 return
             elif conn.failure is not None:
@@ -187,24 +230,26 @@ class Http1Pool:
         self.authority = host if self.port == default else f"{host}:{self.port}"
         self.connect_timeout = connect_timeout
         self.keepalive = keepalive
-        self._idle: list[_Connection] = []
+        self._idle: deque[_Connection] = deque()  # the longest idle first
+        self._closed = False
 
     def post(self, target: str, headers: dict[str, str], body: bytes) -> Exchange:
         return Exchange(self, target, headers, body)
 
     async def send(self, target: str, headers: dict[str, str], body: bytes) -> _Connection:
         """Writes the request and waits for the response's head. A kept-alive connection the
-        server closed before answering is replaced once by a new one."""
-        lines = [f"POST {target} HTTP/1.1", f"Host: {self.authority}"]
-        lines += [f"{name}: {value}" for name, value in headers.items()]
-        lines.append(f"Content-Length: {len(body)}\r\n\r\n")
-        request = "\r\n".join(lines).encode("latin-1") + body
+        server closed without a byte of answer is replaced once by a new one (a request is
+        never sent twice once its answer began)."""
+        if self._closed:
+            raise ConnectionFailed("the client is closed")
+        request = _head(target, self.authority, headers, len(body)) + body
         conn = self._reuse()
         if conn is not None:
             try:
                 return await self._exchange(conn, request)
             except ConnectionFailed:
-                pass
+                if conn.received:
+                    raise
         return await self._exchange(await self._connect(), request)
 
     async def _exchange(self, conn: _Connection, request: bytes) -> _Connection:
@@ -222,14 +267,18 @@ class Http1Pool:
         return conn
 
     def _reuse(self) -> _Connection | None:
-        now = time.monotonic()
+        self._expire(time.monotonic())
         while self._idle:
             conn = self._idle.pop()
-            if not conn.closed and now - conn.idle_since < self.keepalive:
+            if not conn.closed:
                 conn.idle_since = 0.0
                 return conn
-            conn.close()
         return None
+
+    def _expire(self, now: float) -> None:
+        idle = self._idle
+        while idle and (idle[0].closed or now - idle[0].idle_since >= self.keepalive):
+            idle.popleft().close()
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -242,17 +291,35 @@ class Http1Pool:
                     ssl=self.ssl,
                     server_hostname=self.host if self.ssl else None,
                 )
+        except TimeoutError:
+            raise  # an OSError too, but a timeout
         except OSError as exc:
             raise ConnectionFailed(str(exc)) from exc
         return conn
 
     def give_back(self, conn: _Connection) -> None:
-        if conn.reusable() and not conn.pieces:
-            conn.idle_since = time.monotonic()
+        if conn.reusable() and not conn.pieces and not self._closed:
+            conn.idle_since = now = time.monotonic()
             self._idle.append(conn)
+            self._expire(now)
         else:
             conn.close()
 
     def close(self) -> None:
+        """Closes the idle connections; those in use close when their exchange ends."""
+        self._closed = True
         while self._idle:
             self._idle.pop().close()
+
+
+def _head(target: str, authority: str, headers: dict[str, str], length: int) -> bytes:
+    lines = [f"POST {target} HTTP/1.1", f"Host: {authority}"]
+    for name, value in headers.items():
+        if _BREAKS.intersection(name + value) or ":" in name:
+            raise InvalidHeader(f"a line break or NUL in the request header {name!r}")
+        lines.append(f"{name}: {value}")
+    lines.append(f"Content-Length: {length}\r\n\r\n")
+    try:
+        return "\r\n".join(lines).encode("latin-1")
+    except UnicodeEncodeError:
+        raise InvalidHeader("a request header holds a character HTTP cannot carry") from None

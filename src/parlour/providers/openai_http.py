@@ -24,7 +24,7 @@ from parlour.errors import (
     ProviderQuotaExceeded,
 )
 from parlour.providers.base import ChatMessage, Chunk, CompletionParams
-from parlour.providers.http1 import BodyCut, ConnectionFailed, Http1Pool
+from parlour.providers.http1 import BodyCut, ConnectionFailed, Http1Pool, InvalidHeader
 from parlour.providers.openai_compat import request_body, sse_chunks
 from parlour.providers.tokens import count_tokens
 
@@ -36,8 +36,8 @@ class OpenAIHttpClient:
         base = base_url.rstrip("/")
         self.target = (urlsplit(base).path or "") + "/chat/completions"
         self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        if api_key:
-            self.headers["Authorization"] = f"Bearer {api_key}"
+        if api_key.strip():  # a key read from a file often ends with a line break
+            self.headers["Authorization"] = f"Bearer {api_key.strip()}"
         # a whole (non-streamed) answer's limit; a stream has none here: the chat service
         # bounds the wait for its first token, each next one, and the whole
         self.timeout = timeout
@@ -74,6 +74,8 @@ class OpenAIHttpModel:
             raise CompletionRequestError("The model's answer was cut off.") from exc
         except ConnectionFailed as exc:
             raise CompletionRequestError("Connection Error") from exc
+        except InvalidHeader as exc:
+            raise CompletionRequestError(f"Bad Request Error: {exc}") from exc
 
     async def answer(self, messages: list[ChatMessage], params: CompletionParams) -> str:
         """The whole answer in one non-streamed response (titles, suggestions)."""
@@ -93,6 +95,8 @@ class OpenAIHttpModel:
             raise CompletionRequestError("Request timed out.") from None
         except (BodyCut, ConnectionFailed) as exc:
             raise CompletionRequestError("Connection Error") from exc
+        except InvalidHeader as exc:
+            raise CompletionRequestError(f"Bad Request Error: {exc}") from exc
         except orjson.JSONDecodeError as exc:
             raise CompletionRequestError("Malformed response from the model") from exc
         choices = data.get("choices") or [{}]
