@@ -394,6 +394,8 @@ async def test_idle_connections_expire() -> None:
         await asyncio.sleep(0.15)
         assert await fetch(pool) == (200, [b"ok"])  # on a new connection; the old ones close
         assert len(pool._idle) == 1
+        await asyncio.sleep(0.25)  # and with nothing more asked, the last one too
+        assert not pool._idle
         pool.close()
     assert server.connections == 4
 

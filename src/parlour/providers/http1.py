@@ -231,6 +231,7 @@ class Http1Pool:
         self.connect_timeout = connect_timeout
         self.keepalive = keepalive
         self._idle: deque[_Connection] = deque()  # the longest idle first
+        self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
 
     def post(self, target: str, headers: dict[str, str], body: bytes) -> Exchange:
@@ -280,6 +281,15 @@ class Http1Pool:
         while idle and (idle[0].closed or now - idle[0].idle_since >= self.keepalive):
             idle.popleft().close()
 
+    def _swept(self) -> None:
+        """A quiet pool's idle connections close too (one timer per pool, not per connection)."""
+        self._sweep = None
+        self._expire(time.monotonic())
+        if self._idle:
+            wait = self._idle[0].idle_since + self.keepalive - time.monotonic()
+            loop = asyncio.get_running_loop()
+            self._sweep = loop.call_later(max(wait, 0.0), self._swept)
+
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
@@ -302,12 +312,17 @@ class Http1Pool:
             conn.idle_since = now = time.monotonic()
             self._idle.append(conn)
             self._expire(now)
+            if self._sweep is None:
+                self._sweep = conn.loop.call_later(self.keepalive, self._swept)
         else:
             conn.close()
 
     def close(self) -> None:
         """Closes the idle connections; those in use close when their exchange ends."""
         self._closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         while self._idle:
             self._idle.pop().close()
 
