@@ -14,14 +14,8 @@ from sqlalchemy import insert, select
 
 from parlour.storage.batch import GroupWriter
 from parlour.storage.db import make_sessionmaker
-from parlour.storage.hotpath import (
-    KeyProof,
-    NewTurn,
-    Outcome,
-    PostgresHotPath,
-    StaleKey,
-    make_hot_path,
-)
+from parlour.storage.hotpath import KeyProof, NewTurn, Outcome, StaleKey, make_hot_path
+from parlour.storage.hotpath_pg import PostgresHotPath
 from parlour.storage.models import ApiKey, App, Conversation, EndUser, Message, utcnow
 from tests.conftest import PG_URL, pg_schema
 
