@@ -75,16 +75,36 @@ def chunked(*pieces: bytes) -> bytes:
 OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
 
 
+def replying(data: bytes, close: bool = False) -> Script:
+    """A script that answers every request with ``data`` (then closes, if asked)."""
+
+    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.write(data)
+        if close:
+            await w.drain()
+            w.close()
+
+    return script
+
+
 async def fetch(pool: Http1Pool, body: bytes = b"{}") -> tuple[int, list[bytes]]:
     async with pool.post("/v1/chat/completions", {"X-Test": "1"}, body) as response:
         return response.status, [piece async for piece in response.iter_any()]
 
 
-async def test_request_bytes_and_kept_alive_connection() -> None:
-    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        w.write(OK_HEAD + b"Content-Length: 5\r\n\r\nhello")
-
+async def answered_twice(script: Script, body: bytes) -> int:
+    """Two requests, each answered with ``body``: how many connections they took."""
     async with serving(script) as (base, server):
+        pool = Http1Pool(base, 5)
+        for _ in range(2):
+            status, pieces = await fetch(pool)
+            assert (status, b"".join(pieces)) == (200, body)
+        pool.close()
+    return server.connections
+
+
+async def test_request_bytes_and_kept_alive_connection() -> None:
+    async with serving(replying(OK_HEAD + b"Content-Length: 5\r\n\r\nhello")) as (base, server):
         pool = Http1Pool(base, 5)
         try:
             assert await fetch(pool, b'{"a":1}') == (200, [b"hello"])
@@ -123,12 +143,8 @@ async def test_chunks_arrive_before_the_body_ends() -> None:
 
 
 async def test_body_ended_by_the_connection() -> None:
-    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        w.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
-        await w.drain()
-        w.close()
-
-    async with serving(script) as (base, server):
+    reply = replying(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it", close=True)
+    async with serving(reply) as (base, server):
         pool = Http1Pool(base, 5)
         try:
             status, pieces = await fetch(pool)
@@ -148,12 +164,7 @@ async def test_body_ended_by_the_connection() -> None:
     ],
 )
 async def test_cut_body_is_an_error(answer: bytes) -> None:
-    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        w.write(answer)
-        await w.drain()
-        w.close()
-
-    async with serving(script) as (base, _server):
+    async with serving(replying(answer, close=True)) as (base, _server):
         pool = Http1Pool(base, 5)
         try:
             async with pool.post("/v1/chat/completions", {}, b"{}") as response:
@@ -166,12 +177,8 @@ async def test_cut_body_is_an_error(answer: bytes) -> None:
 
 
 async def test_idle_connection_closed_by_the_server_is_replaced() -> None:
-    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        w.write(OK_HEAD + b"Content-Length: 2\r\n\r\nok")
-        await w.drain()
-        w.close()  # without saying Connection: close
-
-    async with serving(script) as (base, server):
+    reply = replying(OK_HEAD + b"Content-Length: 2\r\n\r\nok", close=True)
+    async with serving(reply) as (base, server):
         pool = Http1Pool(base, 5)
         try:
             assert await fetch(pool) == (200, [b"ok"])
@@ -186,10 +193,7 @@ async def test_no_server_and_malformed_answers_fail_to_connect() -> None:
     with pytest.raises(ConnectionFailed):
         await fetch(pool)
 
-    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        w.write(b"SPDY/9 what\r\n\r\n")
-
-    async with serving(script) as (base, _server):
+    async with serving(replying(b"SPDY/9 what\r\n\r\n")) as (base, _server):
         pool = Http1Pool(base, 5)
         with pytest.raises(ConnectionFailed):
             await fetch(pool)
@@ -233,16 +237,7 @@ def test_on_uvloop() -> None:
         w.write(OK_HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked(b"a", b"b"))
         w.write(b"0\r\n\r\n")
 
-    async def main() -> int:
-        async with serving(script) as (base, server):
-            pool = Http1Pool(base, 5)
-            for _ in range(2):
-                status, pieces = await fetch(pool)
-                assert (status, b"".join(pieces)) == (200, b"ab")
-            pool.close()
-        return server.connections
-
-    assert uvloop.run(main()) == 1
+    assert uvloop.run(answered_twice(script, b"ab")) == 1  # on one connection
 
 
 async def test_tls_checks_the_certificate(tmp_path: Path) -> None:
@@ -256,10 +251,8 @@ async def test_tls_checks_the_certificate(tmp_path: Path) -> None:
     served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     served.load_cert_chain(cert, key)
 
-    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        w.write(OK_HEAD + b"Content-Length: 6\r\n\r\nsecret")
-
-    async with serving(script, served) as (base, _server):
+    reply = replying(OK_HEAD + b"Content-Length: 6\r\n\r\nsecret")
+    async with serving(reply, served) as (base, _server):
         url = base.replace("http://127.0.0.1", "https://localhost")
         trusted = Http1Pool(url, 5, ssl_context=ssl.create_default_context(cafile=cert))
         assert await fetch(trusted) == (200, [b"secret"])
@@ -292,20 +285,12 @@ async def test_informational_heads_are_skipped() -> None:
         w.write(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
         w.write(OK_HEAD + b"Content-Length: 6\r\n\r\nanswer")
 
-    async with serving(script) as (base, server):
-        pool = Http1Pool(base, 5)
-        for _ in range(2):
-            status, pieces = await fetch(pool)
-            assert (status, b"".join(pieces)) == (200, b"answer")
-        pool.close()
-    assert server.connections == 1
+    assert await answered_twice(script, b"answer") == 1
 
 
 async def test_bytes_after_the_response_in_the_same_read_retire_the_connection() -> None:
-    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        w.write(OK_HEAD + b"Content-Length: 2\r\n\r\nok" + b"HTTP/1.1 200 OK\r\nContent-Le")
-
-    async with serving(script) as (base, server):
+    reply = replying(OK_HEAD + b"Content-Length: 2\r\n\r\nok" + b"HTTP/1.1 200 OK\r\nContent-Le")
+    async with serving(reply) as (base, server):
         pool = Http1Pool(base, 5)
         assert await fetch(pool) == (200, [b"ok"])
         assert await fetch(pool) == (200, [b"ok"])
@@ -352,10 +337,7 @@ async def test_a_reset_is_not_the_end_of_a_body_framed_by_the_connection() -> No
      {"X: Y": "1"}, {"X-A": "ключ"}],
 )  # fmt: skip
 async def test_headers_that_would_break_the_request_are_refused(headers: dict[str, str]) -> None:
-    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        w.write(OK_HEAD + b"Content-Length: 2\r\n\r\nok")
-
-    async with serving(script) as (base, server):
+    async with serving(replying(OK_HEAD + b"Content-Length: 2\r\n\r\nok")) as (base, server):
         pool = Http1Pool(base, 5)
         with pytest.raises(InvalidHeader):
             async with pool.post("/v1/chat/completions", headers, b"{}"):
@@ -384,10 +366,7 @@ async def test_a_closed_pool_keeps_no_connection() -> None:
 
 
 async def test_idle_connections_expire() -> None:
-    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        w.write(OK_HEAD + b"Content-Length: 2\r\n\r\nok")
-
-    async with serving(script) as (base, server):
+    async with serving(replying(OK_HEAD + b"Content-Length: 2\r\n\r\nok")) as (base, server):
         pool = Http1Pool(base, 5, keepalive=0.1)
         await asyncio.gather(fetch(pool), fetch(pool), fetch(pool))
         assert len(pool._idle) == 3
@@ -403,10 +382,8 @@ async def test_idle_connections_expire() -> None:
 async def test_a_slow_reader_gets_the_whole_of_a_large_body() -> None:
     body = bytes(range(256)) * 8192  # 2 MiB
 
-    async def script(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        w.write(OK_HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body)
-
-    async with serving(script) as (base, _server):
+    reply = replying(OK_HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    async with serving(reply) as (base, _server):
         pool = Http1Pool(base, 5)
         async with pool.post("/v1/chat/completions", {}, b"{}") as response:
             await asyncio.sleep(0.1)  # the socket is paused meanwhile
