@@ -192,3 +192,44 @@ def test_a_second_server_on_the_port_fails(workers: tuple[Process, str], tmp_pat
     assert out.returncode != 0
     assert "Address already in use" in out.stdout + out.stderr
 
+
+
+@pytest.mark.timeout(120)
+def test_two_servers_started_at_once_do_not_share_the_port(tmp_path: Path) -> None:
+    """Before either listens, both could bind with SO_REUSEPORT: the port's lock tells."""
+    port = str(free_port())
+    servers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "parlour.cli", "serve"],
+            env={**os.environ, "PARLOUR_PORT": port, "PARLOUR_DATA_DIR": str(tmp_path / name),
+                 "PARLOUR_DATABASE_URL": "", "PARLOUR_WORKERS": "2", "NO_COLOR": "1"},
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        for name in ("one", "two")
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while all(s.poll() is None for s in servers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        failed = [s for s in servers if s.poll() is not None]
+        assert len(failed) == 1 and failed[0].returncode != 0
+        assert failed[0].stdout is not None
+        assert "Address already in use" in failed[0].stdout.read()
+        running = next(s for s in servers if s.poll() is None)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the other one serves
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the other server never answered")
+        assert running.poll() is None
+    finally:
+        for server in servers:
+            if server.poll() is None:
+                server.send_signal(signal.SIGTERM)
+                server.wait(30)
+            if server.stdout is not None:
+                server.stdout.close()

@@ -7,7 +7,9 @@ socket with SO_REUSEPORT (on Linux, where the kernel then spreads new connection
 them). A worker that dies closes its socket, so new connections go to the others until its
 replacement (made by uvicorn's supervisor, as before) binds again. The supervisor keeps a
 socket bound to the port without listening on it: the port stays reserved, and a port that is
-already in use fails at start as before.
+already in use fails at start as before. Sockets with SO_REUSEPORT of the same user share a
+port, so two such servers started at once (before either listens) could share one: the
+supervisor also holds a lock on a file named after the port, and a second server fails.
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from __future__ import annotations
 import logging
 import socket
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -42,7 +48,7 @@ def serve(settings: Settings, host: str, port: int, workers: int) -> None:
         uvicorn.run(APP, **options)
         return
     _check_free(host, port)  # a second server on the port must not quietly share it
-    with reuse_port_socket(host, port) as held:  # the port, held for the workers
+    with reuse_port_socket(host, port) as held, _port_lock(held.getsockname()[1]):
         options["port"] = held.getsockname()[1]  # port 0: the one the system chose
         config = uvicorn.Config(APP, **options)
         # every worker the supervisor makes, replacements included, binds its own socket
@@ -77,6 +83,24 @@ def _check_free(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as exc:
             raise SystemExit(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+@contextmanager
+def _port_lock(port: int) -> Iterator[None]:
+    """Held while this server has workers on ``port``; another server started at the same
+    moment finds it taken."""
+    import fcntl  # only here: several workers are run this way on Linux alone
+
+    path = Path(tempfile.gettempdir()) / f"parlour-port-{port}.lock"
+    with path.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise SystemExit(
+                f"cannot listen on port {port}: [Errno 98] Address already in use"
+                " (another parlour server with several workers holds it)"
+            ) from None
+        yield
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:
