@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     # OpenAI-compatible endpoint; the SDK's own OPENAI_BASE_URL / OPENAI_API_KEY also work.
     openai_base_url: str = ""
     openai_api_key: str = ""
-    openai_timeout: float = 1200.0  # read timeout of the HTTP client (a backstop)
+    openai_timeout: float = 1200.0  # a non-streamed answer's limit (titles); the SDK's timeout
     # the lean HTTP/1.1 client ("aiohttp", its former name, means the same), or the openai SDK
     openai_client: Literal["http", "aiohttp", "sdk"] = "http"
     # knowledge: embedding model of new knowledge bases (local:all-MiniLM-L6-v2-q8, the packaged
