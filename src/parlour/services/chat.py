@@ -46,11 +46,13 @@ from parlour.services.usage import usage_dict
 from parlour.services.variables import prompt_values
 from parlour.services.watchdog import Watchdog, absorb_stop, next_delta
 from parlour.services.workers import Workers
-from parlour.storage.hotpath import HotPath, NewTurn, Outcome
+from parlour.storage.hotpath import HotPath, NewTurn, Outcome, Unsaved
 from parlour.storage.models import epoch, new_id, utcnow
 
 log = logging.getLogger("parlour.chat")
 HISTORY_LIMIT = 50
+LAST_SAVE_WAIT = 1.0  # seconds a continued conversation waits for its last answer's save
+SAVE_POLL = 0.02
 
 
 @dataclass(slots=True)
@@ -247,8 +249,11 @@ class ChatService:
             await asyncio.shield(saving)
         try:
             try:
-                write = self.hot.open_turn(new, HISTORY_LIMIT, app.proof)
-                opened = await (write if early is None else early.open(write, self._wait()))
+                if early is None:
+                    opened = await self._open(new, app)
+                else:
+                    write = self.hot.open_turn(new, HISTORY_LIMIT, app.proof)
+                    opened = await early.open(write, self._wait())
             except asyncio.CancelledError:
                 # the write may have gone through (it is over by now): finish the row if so
                 written = True
@@ -300,6 +305,25 @@ class ChatService:
             handle=handle,
             abandon=lambda: self._abandon(run),
         )
+
+    async def _open(
+        self, new: NewTurn, app: AppContext
+    ) -> tuple[dict[str, Any], list[tuple[str, str]]] | None:
+        """The turn's rows written. A continued conversation whose last message is still
+        running waits for it (up to LAST_SAVE_WAIT): its answer may be out and on its way to
+        the database, from another worker (this worker's own saves are waited for exactly,
+        see ``_saving``). Past that, the last message is a run of its own, and the turn goes
+        on without its answer."""
+        new.last_saved = new.name is None
+        deadline = time.monotonic() + LAST_SAVE_WAIT
+        while True:
+            try:
+                return await self.hot.open_turn(new, HISTORY_LIMIT, app.proof)
+            except Unsaved:
+                if time.monotonic() < deadline:
+                    await asyncio.sleep(SAVE_POLL)
+                else:
+                    new.last_saved = False
 
     def _quick(self, model: ChatModel) -> bool:
         """Whether the model is known to send its first token well within a ping interval:

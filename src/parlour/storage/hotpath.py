@@ -32,9 +32,11 @@ CONVERSATION = (
 TOUCH = "UPDATE conversations SET updated_at = {0} WHERE id = {1}"
 RENAME = "UPDATE conversations SET name = {0}, updated_at = {1} WHERE id = {2}"
 TOUCH_INPUTS = "UPDATE conversations SET updated_at = {0}, inputs = {1} WHERE id = {2}"
+# the running ones too: a conversation's last message may still be being answered or saved
 HISTORY = (
-    "SELECT query, answer FROM messages WHERE conversation_id = {0}"
-    " AND status IN ('normal', 'stopped') ORDER BY created_at DESC, id DESC LIMIT {1}"
+    "SELECT query, answer, status FROM messages WHERE conversation_id = {0}"
+    " AND status IN ('normal', 'stopped', 'running') ORDER BY created_at DESC, id DESC"
+    " LIMIT {1}"
 )
 NEW_CONVERSATION = (
     "INSERT INTO conversations (id, app_id, end_user_id, mode, name, inputs, introduction,"
@@ -106,6 +108,11 @@ class StaleKey(Exception):
     """The key row a turn started from is no longer true: revoked, or its app changed."""
 
 
+class Unsaved(Exception):
+    """The conversation's last message is still running: being answered, or its answer (which
+    went out before its save) being saved, perhaps by another worker."""
+
+
 @dataclass(slots=True)
 class NewTurn:
     """The rows written before the model is called."""
@@ -125,6 +132,9 @@ class NewTurn:
     name: str | None = None
     introduction: str = ""
     update_inputs: bool = False
+    # a continued conversation: only once its last message is saved (else Unsaved, nothing
+    # written), so that its history has the last answer
+    last_saved: bool = False
 
 
 @dataclass(slots=True)
@@ -184,6 +194,13 @@ def merged_inputs(stored: str | None, sent: dict[str, Any]) -> dict[str, Any]:
     """A continued conversation's inputs: those it was started with, updated by any sent."""
     kept: dict[str, Any] = orjson.loads(stored) if stored else {}
     return {**kept, **sent} if sent else kept
+
+
+def past_turns(t: NewTurn, rows: Any) -> list[tuple[str, str]]:
+    """The history's (query, answer) pairs, oldest first, from HISTORY's rows."""
+    if t.last_saved and rows and rows[0][2] == "running":
+        raise Unsaved()
+    return [(q, a) for q, a, status in reversed(rows) if a and status != "running"]
 
 
 def message_params(t: NewTurn, inputs_json: str, now: Any) -> tuple[Any, ...]:

@@ -37,6 +37,7 @@ from parlour.storage.hotpath import (
     merged_inputs,
     message_params,
     outcome_params,
+    past_turns,
     sql,
 )
 
@@ -207,15 +208,16 @@ class PostgresHotPath:
             )
             if raw is None:
                 return None
+            history = past_turns(t, await conn.fetch(self._history, t.conversation_id,
+                                                     history_limit))  # fmt: skip
             inputs = merged_inputs(raw[0], t.inputs)
             inputs_json = orjson.dumps(inputs).decode()
             if t.inputs and t.update_inputs:
                 await conn.execute(self._touch_inputs, t.now, inputs_json, t.conversation_id)
             else:
                 await conn.execute(self._touch, t.now, t.conversation_id)
-            rows = await conn.fetch(self._history, t.conversation_id, history_limit)
             await conn.execute(self._new_message, *message_params(t, inputs_json, t.now))
-        return inputs, [(r[0], r[1]) for r in reversed(rows) if r[1]]
+        return inputs, history
 
     async def _open_many(self, items: list[tuple[NewTurn, KeyProof | None]]) -> list[Any]:
         """Each turn's inputs and (empty) history once written; StaleKey for each whose key

@@ -32,6 +32,7 @@ from parlour.storage.hotpath import (
     merged_inputs,
     message_params,
     outcome_params,
+    past_turns,
     sql,
 )
 from parlour.storage.serial import SerialThread
@@ -125,7 +126,7 @@ class SqliteHotPath:
                 else:
                     db.execute(self._touch, (now, t.conversation_id))
                 rows = db.execute(self._history, (t.conversation_id, limit)).fetchall()
-                history = [(q, a) for q, a in reversed(rows) if a]
+                history = past_turns(t, rows)
             else:
                 inputs_json = orjson.dumps(inputs).decode()
                 db.execute(
